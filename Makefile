@@ -1,0 +1,51 @@
+# The mesh's entry points. `make demo` and `make test` work on a fresh machine with Python 3.11.
+SHELL := /bin/bash
+PYTHON ?= python3
+MESH_HOME ?= $(CURDIR)/.mesh
+SCALE ?= 1
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
+export MESH_HOME
+export DAGSTER_HOME := $(MESH_HOME)/dagster
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+VENV := .venv
+MESH := $(VENV)/bin/mesh
+
+.PHONY: install demo ui test test-fast lint format clean
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.installed  ## build .venv/ (with .venv/bin/mesh) and prepare dbt manifests
+	$(MESH) prepare
+
+demo: install  ## seed, materialize the whole mesh, then serve the Dagster UI on 127.0.0.1
+	$(MESH) seed --scale $(SCALE)
+	$(MESH) run
+	@if [ -z "$$MESH_NO_UI" ]; then $(MAKE) --no-print-directory ui; fi
+
+ui: install  ## the Dagster UI over every domain (loopback only unless UI_HOST is changed)
+	mkdir -p $(DAGSTER_HOME)
+	$(VENV)/bin/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
+
+test: install  ## the whole suite, slow end-to-end tests included
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+test-fast: install
+	$(VENV)/bin/pytest -m "not slow"
+
+lint:
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format:
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(MESH_HOME) dbt_projects/*/target dbt_projects/*/logs

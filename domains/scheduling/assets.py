@@ -1,0 +1,133 @@
+"""Scheduling: fold the appointment event stream into the current state of each appointment.
+
+Events land as JSON-lines files in `MESH_HOME/landing/appointments/`. Each run ingests the files it
+has not seen (by name and size), keeps every event once (by event_id, so re-delivered files and
+retried runs add nothing), quarantines malformed lines with file and line, and records the files
+in the same transaction as their events: a run that dies mid-batch leaves nothing half-ingested.
+"""
+
+from mesh_platform.ingest import classify, ensure_quarantine, read_lines
+from mesh_platform.sdk import AssetContext, Ingested, internal, product
+
+EVENT_COLUMNS = {
+    "event_id": "varchar",
+    "appointment_id": "varchar",
+    "patient_id": "varchar",
+    "site_id": "varchar",
+    "service": "varchar",
+    "event_type": "varchar",
+    "event_time": "timestamp",
+    "scheduled_for": "timestamp",
+}
+EVENT_TYPES = "('booked', 'rescheduled', 'cancelled', 'completed', 'no_show')"
+
+
+def _new_files(ctx: AssetContext) -> list:
+    con = ctx.con
+    con.execute("create table if not exists main.ingested_files (file varchar primary key, size bigint, run_id varchar)")
+    seen = dict(con.execute("select file, size from main.ingested_files").fetchall())
+    folder = ctx.landing_dir / "appointments"
+    files = sorted(folder.glob("*.jsonl")) if folder.exists() else []
+    return [f for f in files if seen.get(f.relative_to(ctx.home).as_posix()) != f.stat().st_size]
+
+
+@internal("appointment_events", description="Every appointment event once, by event_id, in arrival order.")
+def appointment_events(ctx: AssetContext) -> Ingested:
+    con = ctx.con
+    files = _new_files(ctx)
+    con.execute(
+        "create table if not exists main.appointment_events ("
+        + ", ".join(f"{c} {t}" for c, t in EVENT_COLUMNS.items())
+        + ", _source_file varchar, _source_line bigint)"
+    )
+    read_lines(ctx, files, "_lines")
+    fields = ", ".join(f"json_extract_string(line, '$.{c}') as {c}" for c in EVENT_COLUMNS)
+    con.execute(
+        "create or replace temp table _events as select _source_file, _source_line, line, "
+        f"json_valid(line) as _valid, {fields} from _lines"
+    )
+    # a redelivered event (same event_id, already stored or earlier in this batch) is not a defect
+    con.execute(
+        "create or replace temp table _events_new as select * from _events e "
+        "where not (_valid and event_id in (select event_id from main.appointment_events))"
+    )
+    classify(
+        ctx,
+        "_events_new",
+        key=None,
+        columns=EVENT_COLUMNS,
+        rules=[
+            ("malformed_json", "not _valid"),
+            ("null_key", "appointment_id is null or event_id is null"),
+            ("unknown_code", f"event_type not in {EVENT_TYPES}"),
+        ],
+    )
+    ensure_quarantine(ctx)
+    typed = ", ".join(f"cast({c} as {t})" for c, t in EVENT_COLUMNS.items())
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            f"insert into main.appointment_events select {typed}, _source_file, _source_line from ("
+            "select *, row_number() over (partition by event_id order by _source_file, _source_line) as _n "
+            "from _events_new_classified where _reason is null) where _n = 1"
+        )
+        con.execute(
+            "insert into quarantine.records (asset, source_file, source_line, reason, record, run_id) "
+            "select ?, _source_file, _source_line, _reason, to_json({'line': line}), ? "
+            "from _events_new_classified where _reason is not null",
+            [ctx.name, ctx.run_id],
+        )
+        for f in files:
+            con.execute(
+                "insert or replace into main.ingested_files values (?, ?, ?)",
+                [f.relative_to(ctx.home).as_posix(), f.stat().st_size, ctx.run_id],
+            )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    counts = dict(
+        con.execute(
+            "select coalesce(_reason, 'loaded'), count(*) from _events_new_classified group by all"
+        ).fetchall()
+    )
+    records_in = con.execute("select count(*) from _events").fetchone()[0]
+    redelivered = records_in - sum(counts.values())
+    loaded = counts.pop("loaded", 0)
+    return Ingested("appointment_events", records_in, loaded + redelivered, counts, [str(f.name) for f in files])
+
+
+@product("appointments", reads=["appointment_events"])
+def appointments(ctx: AssetContext) -> str:
+    events = ctx.read("appointment_events")
+    return f"""
+        with ordered as (
+            select *, row_number() over (
+                partition by appointment_id order by event_time desc, _source_file desc, _source_line desc
+            ) as recency
+            from {events}
+        ),
+        latest as (select * from ordered where recency = 1),
+        history as (
+            select
+                appointment_id,
+                min(event_time) filter (where event_type = 'booked') as booked_at,
+                count(*) filter (where event_type = 'rescheduled') as reschedule_count,
+                arg_max(scheduled_for, event_time) filter (where scheduled_for is not null) as scheduled_for
+            from {events}
+            group by appointment_id
+        )
+        select
+            latest.appointment_id,
+            latest.patient_id,
+            latest.site_id,
+            latest.service,
+            latest.event_type as status,
+            history.scheduled_for,
+            coalesce(history.booked_at, latest.event_time) as booked_at,
+            latest.event_time as updated_at,
+            cast(history.reschedule_count as integer) as reschedule_count
+        from latest
+        join history using (appointment_id)
+        order by appointment_id
+    """

@@ -1,0 +1,40 @@
+"""A product's contract as Dagster asset checks: its schema and each declared expectation.
+
+What a check asserts (the descriptor) is kept apart from how it runs (`checks.run`).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mesh_platform.descriptor.model import Descriptor, Product
+
+SCHEMA_CHECK = "schema_contract"
+
+
+def check_specs(descriptor: Descriptor, product: Product) -> list[dg.AssetCheckSpec]:
+    key = dg.AssetKey([descriptor.domain, product.name])
+    specs = [
+        dg.AssetCheckSpec(
+            SCHEMA_CHECK,
+            asset=key,
+            blocking=True,
+            description="Declared columns and types match what was built (missing, extra, retyped).",
+        )
+    ]
+    for expectation in product.expectations:
+        specs.append(
+            dg.AssetCheckSpec(
+                expectation.check_name,
+                asset=key,
+                blocking=expectation.severity == "error",
+                description=f"Great Expectations: {expectation.type}({_kwargs(expectation.kwargs)}); "
+                f"severity {expectation.severity}",
+                metadata={"mesh/expectation": expectation.type, "mesh/severity": expectation.severity},
+            )
+        )
+    return specs
+
+
+def _kwargs(kwargs: dict[str, object]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())

@@ -1,0 +1,35 @@
+"""`mesh quarantine [D.P]`: records held back from products, with reason and source."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from mesh_platform.cli.common import fail, load_mesh, out, print_json
+from mesh_platform.quarantine import quarantined
+
+
+def quarantine(
+    ref: str = typer.Argument(None, metavar="[DOMAIN.PRODUCT]"),
+    as_json: bool = typer.Option(False, "--json"),
+    limit: int = typer.Option(50, "--limit", help="Rows to show in the table (JSON lists all)."),
+) -> None:
+    """List quarantined records (all, or those held back from one product)."""
+    mesh = load_mesh()
+    try:
+        records = quarantined(mesh, ref)
+    except KeyError as exc:
+        fail(str(exc).strip('"'))
+    if as_json:
+        print_json(records)
+        return
+    table = Table(title=f"quarantine{' of ' + ref if ref else ''}: {len(records):,} record(s)")
+    for column in ("domain", "asset", "reason", "source", "record"):
+        table.add_column(column, overflow="fold")
+    for r in records[:limit]:
+        table.add_row(r["domain"], r["asset"], r["reason"], f"{r['source_file']}:{r['source_line']}", r["record"][:100])
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("quarantine")(quarantine)

@@ -1,0 +1,52 @@
+"""`mesh read D.P --as C`: the rows consumer C may see, through the governed read."""
+
+from __future__ import annotations
+
+import duckdb
+import typer
+from rich.table import Table
+
+from mesh_platform.cli.common import fail, load_mesh, out, print_json
+from mesh_platform.governance.read import (
+    AccessDenied,
+    NotPublished,
+    audit,
+    authorize,
+    governed_sql,
+)
+
+
+def read(
+    ref: str = typer.Argument(..., metavar="DOMAIN.PRODUCT"),
+    as_: str = typer.Option(..., "--as", help="The consumer domain reading."),
+    limit: int = typer.Option(20, "--limit", help="Rows to show (0 = all)."),
+    as_json: bool = typer.Option(False, "--json", help="Rows as a JSON list of objects."),
+) -> None:
+    """Show a product's rows as a consumer sees them (pii masked unless granted)."""
+    mesh = load_mesh()
+    try:
+        grant = authorize(mesh, ref, as_)
+    except (KeyError, AccessDenied, NotPublished) as exc:
+        fail(str(exc).strip('"'))
+    sql = governed_sql(grant, mesh.project.home.masking_key())
+    if limit:
+        sql += f" limit {int(limit)}"
+    with duckdb.connect() as con:
+        cursor = con.execute(sql)
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    audit(mesh, grant, None, via="mesh read")
+    if as_json:
+        print_json([dict(zip(names, row, strict=True)) for row in rows])
+        return
+    masked = ", ".join(f"{c} ({p})" for c, p in grant.masked.items()) or "none"
+    table = Table(title=f"{ref} as {as_} — version {grant.published.version}; masked: {masked}")
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("read")(read)

@@ -1,0 +1,40 @@
+"""`mesh validate`: every descriptor, the cross-domain graph, and each domain's definitions."""
+
+from __future__ import annotations
+
+import typer
+
+from mesh_platform.cli.common import err, load_mesh, print_json
+from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
+
+
+def collect_problems() -> tuple[list[str], list[Problem]]:
+    from mesh_platform.defs.domain import build_domain
+
+    mesh = load_mesh()
+    problems = list(mesh.problems)
+    for domain in mesh.descriptors:
+        if mesh.problems_for(domain):
+            continue
+        try:
+            build_domain(mesh, domain)
+        except MeshDefinitionError as exc:
+            problems += exc.problems
+    return mesh.project.domain_names(), sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.field))
+
+
+def validate(as_json: bool = typer.Option(False, "--json", help="Problems as a JSON document.")) -> None:
+    """Report every problem at once (file, field, rule); exit 1 if there is any."""
+    domains, problems = collect_problems()
+    if as_json:
+        print_json({"valid": not problems, "domains": domains, "problems": [p.as_dict() for p in problems]})
+    else:
+        for problem in problems:
+            err.print(str(problem), markup=False, soft_wrap=True)
+        summary = f"{len(domains)} domains, {len(problems)} problem(s)"
+        err.print(("[red]✘ " if problems else "[green]✔ ") + summary + "[/]")
+    raise SystemExit(1 if problems else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)

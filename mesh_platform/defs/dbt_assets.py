@@ -1,0 +1,193 @@
+"""A domain's dbt project as one Dagster multi-asset: one `dbt build` per domain run.
+
+The translator gives dbt models the mesh's keys and policy; a dbt source named after another
+domain maps to that domain's product key, so lineage crosses domains. Before dbt runs, the
+platform creates the governed views those sources read; after it, each product is audited
+(dbt tests + schema contract + GX expectations) and published only if nothing blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+)
+from dagster_dbt.asset_utils import build_dbt_specs
+
+from mesh_platform.checks.specs import check_specs
+from mesh_platform.defs.publish import (
+    audit_and_publish,
+    materialization_metadata,
+    record_error,
+)
+from mesh_platform.defs.specs import internal_attributes, product_attributes
+from mesh_platform.descriptor.model import Descriptor
+from mesh_platform.descriptor.problems import Problem
+from mesh_platform.governance.read import audit, authorize, create_governed_view
+from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshProject
+from mesh_platform.warehouse import open_warehouse, pool_for
+
+MANIFEST = Path("target") / "manifest.json"
+
+
+class MeshDbtTranslator(DagsterDbtTranslator):
+    def __init__(self, descriptor: Descriptor):
+        super().__init__(DagsterDbtTranslatorSettings(enable_code_references=False))
+        self.descriptor = descriptor
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] == "source":
+            return spec.replace_attributes(key=dg.AssetKey([props["source_name"], props["name"]]))
+        if props["resource_type"] not in ("model", "seed", "snapshot"):
+            return spec
+        name = props["name"]
+        product = self.descriptor.product(name)
+        if product is not None:
+            attributes = product_attributes(self.descriptor, product, "dbt")
+        else:
+            attributes = internal_attributes(self.descriptor, name, props.get("description") or None, "dbt")
+        metadata = {**spec.metadata, **attributes.pop("metadata")}
+        return spec.replace_attributes(**attributes, metadata=metadata)
+
+
+def load_manifest(project: MeshProject, domain: str) -> dict[str, Any]:
+    dbt_dir = project.dbt_project_dir(domain)
+    assert dbt_dir is not None
+    path = dbt_dir / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{project.rel(path)} is missing: the dbt manifest is prepared at install time; run `mesh prepare`"
+        )
+    return json.loads(path.read_text())
+
+
+def dbt_resource_key(domain: str) -> str:
+    return f"dbt_{domain}"
+
+
+def dbt_resource(project: MeshProject, domain: str) -> DbtCliResource:
+    dbt_dir = project.dbt_project_dir(domain)
+    assert dbt_dir is not None
+    return DbtCliResource(project_dir=str(dbt_dir), profiles_dir=str(project.dbt_dir))
+
+
+def dbt_problems(manifest: Mapping[str, Any], descriptor: Descriptor, file: str) -> list[Problem]:
+    """Cross-domain dbt sources must be consumed products."""
+    problems = []
+    for source in manifest.get("sources", {}).values():
+        producer, table = source["source_name"], source["name"]
+        if producer == descriptor.domain:
+            continue
+        ref = f"{producer}.{table}"
+        if ref not in descriptor.consumes:
+            problems.append(
+                Problem(
+                    file,
+                    "consumes",
+                    "read-through-consumes",
+                    f"dbt source {ref} (in {source['original_file_path']}) reads another domain's product "
+                    f"that {descriptor.domain} does not list in consumes",
+                    domain=descriptor.domain,
+                )
+            )
+    return problems
+
+
+def build_dbt_assets(
+    descriptor: Descriptor, project: MeshProject, manifest: dict[str, Any]
+) -> dg.AssetsDefinition:
+    domain = descriptor.domain
+    translator = MeshDbtTranslator(descriptor)
+    specs, dbt_check_specs = build_dbt_specs(
+        translator=translator,
+        manifest=manifest,
+        select="fqn:*",
+        exclude="",
+        selector="",
+        io_manager_key=None,
+        project=None,
+    )
+    product_keys = {
+        dg.AssetKey([domain, p.name]): p for p in descriptor.products if any(s.key.path == [domain, p.name] for s in specs)
+    }
+    mesh_checks = [c for p in product_keys.values() for c in check_specs(descriptor, p)]
+    resource_key = dbt_resource_key(domain)
+    consumed = [s for s in manifest.get("sources", {}).values() if s["source_name"] != domain]
+
+    @dg.multi_asset(
+        name=f"{domain}__dbt",
+        specs=specs,
+        check_specs=[*dbt_check_specs, *mesh_checks],
+        can_subset=True,
+        op_tags={"dagster_dbt/select": "fqn:*"},
+        required_resource_keys={resource_key},
+        pool=pool_for(domain),
+        allow_arbitrary_check_specs=True,
+    )
+    def _dbt(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        mesh = Mesh.load(MeshProject.discover(project.root))
+        run_id = context.run.run_id
+        home = mesh.project.home
+        reads = []
+        with open_warehouse(home, domain) as con:
+            for source in consumed:
+                grant = authorize(mesh, f"{source['source_name']}.{source['name']}", domain)
+                create_governed_view(con, grant, home.masking_key())
+                reads.append(audit(mesh, grant, run_id, via=f"{domain} (dbt)"))
+        os.environ["MESH_DUCKDB_PATH"] = str(home.warehouse(domain))
+        dbt: DbtCliResource = getattr(context.resources, resource_key)
+        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        held: dict[dg.AssetKey, dg.Output] = {}
+        dbt_blockers: dict[dg.AssetKey, list[str]] = {}
+        for event in invocation.stream():
+            key = getattr(event, "asset_key", None)
+            if isinstance(event, dg.Output):
+                key = context.asset_key_for_output(event.output_name)
+                if key in product_keys:
+                    held[key] = event
+                    continue
+            if isinstance(event, dg.AssetCheckResult) and key in product_keys and not event.passed:
+                if event.severity == dg.AssetCheckSeverity.ERROR:
+                    dbt_blockers.setdefault(key, []).append(f"dbt test {event.check_name} failed")
+            yield event
+        failures = []
+        with open_warehouse(home, domain) as con:
+            for key, output in held.items():
+                product = product_keys[key]
+                try:
+                    result = audit_and_publish(
+                        con, mesh, descriptor, product, f'main."{product.name}"', run_id, dbt_blockers.get(key)
+                    )
+                except Exception as exc:
+                    record_error(mesh, domain, product.name, run_id, exc)
+                    raise
+                if result.published is None:
+                    yield from result.check_results(key)
+                    failures.append(result)
+                    continue
+                yield dg.Output(
+                    value=output.value,
+                    output_name=output.output_name,
+                    metadata={**output.metadata, **materialization_metadata(result, [r for r in reads])},
+                )
+                yield from result.check_results(key)
+        for key in product_keys:
+            if key in context.selected_asset_keys and key not in held and not invocation.is_successful():
+                record_error(mesh, domain, product_keys[key].name, run_id, RuntimeError("dbt did not build it"))
+        if failures:
+            raise failures[0].failure()
+        if not invocation.is_successful():
+            raise dg.Failure(description=f"dbt build failed for domain {domain}; see the dbt logs above")
+
+    return _dbt

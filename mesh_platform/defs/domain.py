@@ -1,0 +1,141 @@
+"""Turn one domain (descriptor + Python code + dbt project) into Dagster definitions.
+
+Every problem found is collected and raised together as a `MeshDefinitionError` naming file,
+field and rule; a domain's failure is its own: other domains build their definitions apart.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import dagster as dg
+
+from mesh_platform.defs.dbt_assets import (
+    build_dbt_assets,
+    dbt_problems,
+    dbt_resource,
+    dbt_resource_key,
+    load_manifest,
+)
+from mesh_platform.defs.python_assets import build_python_asset
+from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
+from mesh_platform.mesh import Mesh
+from mesh_platform.sdk import AssetFn
+
+DOMAIN_PACKAGE = "mesh_domains"
+
+
+@dataclass
+class DomainParts:
+    domain: str
+    assets: list[dg.AssetsDefinition] = field(default_factory=list)
+    jobs: list[dg.UnresolvedAssetJobDefinition] = field(default_factory=list)
+    schedules: list[dg.ScheduleDefinition] = field(default_factory=list)
+    resources: dict[str, object] = field(default_factory=dict)
+
+
+def _import_domain_code(mesh: Mesh, domain: str) -> ModuleType | None:
+    folder = mesh.project.domain_dir(domain)
+    if not (folder / "assets.py").exists():
+        return None
+    if DOMAIN_PACKAGE not in sys.modules:
+        package = ModuleType(DOMAIN_PACKAGE)
+        package.__path__ = []
+        sys.modules[DOMAIN_PACKAGE] = package
+    name = f"{DOMAIN_PACKAGE}.{domain}"
+    init = folder / "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        name, init if init.exists() else folder / "assets.py", submodule_search_locations=[str(folder)]
+    )
+    assert spec and spec.loader
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module(f"{name}.assets")
+
+
+def _asset_fns(module: ModuleType | None) -> list[AssetFn]:
+    if module is None:
+        return []
+    return [v for v in vars(module).values() if isinstance(v, AssetFn)]
+
+
+def build_domain(mesh: Mesh, domain: str) -> DomainParts:
+    problems = list(mesh.problems_for(domain))
+    descriptor = mesh.descriptors.get(domain)
+    if descriptor is None or problems:
+        raise MeshDefinitionError(problems)
+    file = mesh.files[domain]
+    code_file = mesh.project.rel(mesh.project.domain_dir(domain) / "assets.py")
+    parts = DomainParts(domain)
+    try:
+        fns = _asset_fns(_import_domain_code(mesh, domain))
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        raise MeshDefinitionError([Problem(code_file, "", "domain-code-imports", detail, domain=domain)]) from exc
+
+    built: set[str] = set()
+    for fn in fns:
+        for ref in fn.reads:
+            if "." in ref and ref not in descriptor.consumes:
+                problems.append(Problem(code_file, fn.name, "read-through-consumes",
+                                        f"{domain}.{fn.name} reads {ref}, which {file} does not list in consumes",
+                                        domain=domain))
+        if fn.role == "product" and descriptor.product(fn.name) is None:
+            problems.append(Problem(code_file, fn.name, "product-declared",
+                                    f"@product({fn.name!r}) is not a product declared in {file}", domain=domain))
+            continue
+        parts.assets.append(build_python_asset(fn, descriptor, mesh.project))
+        built.add(fn.name)
+
+    if mesh.project.dbt_project_dir(domain) is not None:
+        try:
+            manifest = load_manifest(mesh.project, domain)
+        except (OSError, ValueError) as exc:
+            raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
+        problems += dbt_problems(manifest, descriptor, file)
+        parts.assets.append(build_dbt_assets(descriptor, mesh.project, manifest))
+        parts.resources[dbt_resource_key(domain)] = dbt_resource(mesh.project, domain)
+        built |= {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
+
+    for i, product in enumerate(descriptor.products):
+        if product.name not in built:
+            problems.append(Problem(file, f"products[{i}]", "product-built",
+                                    f"product {product.name!r} is declared but no @product function or dbt model "
+                                    f"builds it", domain=domain))
+    if problems:
+        raise MeshDefinitionError(problems)
+
+    job = dg.define_asset_job(
+        domain,
+        selection=dg.AssetSelection.groups(domain),
+        description=f"Materialize every asset of the {domain} domain and run its checks.",
+        executor_def=dg.in_process_executor,
+        tags={"mesh/domain": domain},
+    )
+    parts.jobs.append(job)
+    if descriptor.schedule:
+        parts.schedules.append(
+            dg.ScheduleDefinition(name=f"{domain}_schedule", job=job, cron_schedule=descriptor.schedule,
+                                  default_status=dg.DefaultScheduleStatus.STOPPED)
+        )
+    return parts
+
+
+def definitions_from(parts: list[DomainParts]) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[a for p in parts for a in p.assets],
+        jobs=[j for p in parts for j in p.jobs],
+        schedules=[s for p in parts for s in p.schedules],
+        resources={k: v for p in parts for k, v in p.resources.items()},
+        executor=dg.in_process_executor,
+    )
+
+
+def domain_definitions(domain: str, mesh: Mesh | None = None) -> dg.Definitions:
+    """The code location of one domain (`domains/<domain>/definitions.py`)."""
+    return definitions_from([build_domain(mesh or Mesh.load(), domain)])

@@ -1,0 +1,101 @@
+"""Write-audit-publish for one product: audit the built table, publish only if nothing blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from mesh_platform.checks.run import CheckOutcome, run_contract
+from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.mesh import Mesh
+from mesh_platform.store import ProductStore, Published
+
+
+@dataclass
+class Audit:
+    ref: str
+    outcomes: list[CheckOutcome]
+    published: Published | None = None
+    extra_blockers: list[str] = field(default_factory=list)
+
+    @property
+    def blockers(self) -> list[str]:
+        failed = [f"{o.name}: {o.summary}" for o in self.outcomes if o.blocking and not o.passed]
+        return failed + self.extra_blockers
+
+    def check_results(self, key: dg.AssetKey) -> list[dg.AssetCheckResult]:
+        return [
+            dg.AssetCheckResult(
+                asset_key=key,
+                check_name=o.name,
+                passed=o.passed,
+                severity=dg.AssetCheckSeverity.ERROR if o.severity == "error" else dg.AssetCheckSeverity.WARN,
+                metadata={**o.metadata, "summary": o.summary},
+            )
+            for o in self.outcomes
+        ]
+
+    def failure(self) -> dg.Failure:
+        return dg.Failure(
+            description=f"{self.ref} was not published; blocking checks failed:\n- " + "\n- ".join(self.blockers),
+            metadata={"product": self.ref, "blocking_failures": "\n".join(self.blockers)},
+            allow_retries=False,
+        )
+
+
+def audit_and_publish(
+    con: duckdb.DuckDBPyConnection,
+    mesh: Mesh,
+    descriptor: Descriptor,
+    product: Product,
+    relation: str,
+    run_id: str | None,
+    extra_blockers: list[str] | None = None,
+) -> Audit:
+    ref = f"{descriptor.domain}.{product.name}"
+    audit = Audit(ref, run_contract(con, relation, product), extra_blockers=list(extra_blockers or []))
+    store = ProductStore(mesh.project.home)
+    if not audit.blockers:
+        audit.published = store.publish(con, descriptor.domain, product.name, relation, run_id)
+    store.record_status(
+        descriptor.domain,
+        product.name,
+        {
+            "status": "published" if audit.published else "failed_checks",
+            "run_id": run_id,
+            "rows": audit.published.rows if audit.published else _count(con, relation),
+            "version": audit.published.version if audit.published else None,
+            "checks": [o.as_dict() for o in audit.outcomes],
+            "blockers": audit.blockers,
+        },
+    )
+    return audit
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int | None:
+    try:
+        return con.execute(f"select count(*) from {relation}").fetchone()[0]  # type: ignore[index]
+    except duckdb.Error:
+        return None
+
+
+def materialization_metadata(audit: Audit, governed_reads: list[dict[str, Any]]) -> dict[str, Any]:
+    assert audit.published is not None
+    published = audit.published
+    metadata: dict[str, Any] = {
+        "dagster/row_count": published.rows,
+        "mesh/version": published.version,
+        "mesh/published_path": dg.MetadataValue.path(published.path),
+    }
+    if governed_reads:
+        metadata["mesh/governed_reads"] = dg.MetadataValue.json(governed_reads)
+    return metadata
+
+
+def record_error(mesh: Mesh, domain: str, product: str, run_id: str | None, error: BaseException) -> None:
+    ProductStore(mesh.project.home).record_status(
+        domain, product, {"status": "error", "run_id": run_id, "error": str(error)[:2000], "checks": []}
+    )

@@ -1,0 +1,97 @@
+"""Dagster assets from a domain's `@product` / `@internal` functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from mesh_platform.checks.specs import check_specs
+from mesh_platform.defs.publish import (
+    audit_and_publish,
+    materialization_metadata,
+    record_error,
+)
+from mesh_platform.defs.specs import internal_attributes, product_attributes
+from mesh_platform.descriptor.model import Descriptor
+from mesh_platform.governance.policies import quote
+from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshProject
+from mesh_platform.sdk import AssetContext, AssetFn, Ingested
+from mesh_platform.warehouse import open_warehouse, pool_for
+
+
+def dep_key(domain: str, ref: str) -> dg.AssetKey:
+    return dg.AssetKey(ref.split(".", 1)) if "." in ref else dg.AssetKey([domain, ref])
+
+
+def _write_result(con: duckdb.DuckDBPyConnection, name: str, result: Any) -> str:
+    relation = f"main.{quote(name)}"
+    if isinstance(result, str):
+        con.execute(f"create or replace table {relation} as {result}")
+    elif result is not None and not isinstance(result, (Ingested, dict)):
+        con.register("_mesh_result", result)
+        con.execute(f"create or replace table {relation} as select * from _mesh_result")
+        con.unregister("_mesh_result")
+    return relation
+
+
+def _ingested_metadata(result: Ingested) -> dict[str, Any]:
+    return {
+        "mesh/records_in": result.records_in,
+        "dagster/row_count": result.loaded,
+        "mesh/quarantined": result.quarantined_total,
+        "mesh/quarantined_by_reason": dg.MetadataValue.json(result.quarantined),
+        "mesh/source_files": ", ".join(result.files[:20]),
+    }
+
+
+def build_python_asset(asset_fn: AssetFn, descriptor: Descriptor, project: MeshProject) -> dg.AssetsDefinition:
+    domain = descriptor.domain
+    product = descriptor.product(asset_fn.name) if asset_fn.role == "product" else None
+    if product is not None:
+        attributes = product_attributes(descriptor, product, "python")
+        checks = check_specs(descriptor, product)
+    else:
+        attributes = internal_attributes(descriptor, asset_fn.name, asset_fn.description, "python")
+        checks = []
+    spec = dg.AssetSpec(deps=[dep_key(domain, r) for r in asset_fn.reads], **attributes)
+
+    @dg.multi_asset(
+        name=f"{domain}__{asset_fn.name}",
+        specs=[spec],
+        check_specs=checks,
+        pool=pool_for(domain),
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
+    )
+    def _compute(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        mesh = Mesh.load(MeshProject.discover(project.root))
+        run_id = context.run.run_id
+        with open_warehouse(mesh.project.home, domain) as con:
+            ctx = AssetContext(domain, asset_fn.name, con, mesh, asset_fn.reads, run_id, context.log)
+            try:
+                result = asset_fn(ctx)
+                relation = _write_result(con, asset_fn.name, result)
+            except Exception as exc:
+                if product is not None:
+                    record_error(mesh, domain, product.name, run_id, exc)
+                raise
+            if product is None:
+                metadata = _ingested_metadata(result) if isinstance(result, Ingested) else {}
+                if ctx.governed_reads:
+                    metadata["mesh/governed_reads"] = dg.MetadataValue.json(ctx.governed_reads)
+                yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
+                return
+            audit = audit_and_publish(con, mesh, descriptor, product, relation, run_id)
+        if audit.published is None:
+            yield from audit.check_results(spec.key)
+            raise audit.failure()
+        yield dg.MaterializeResult(
+            asset_key=spec.key,
+            metadata=materialization_metadata(audit, ctx.governed_reads),
+            check_results=audit.check_results(spec.key),
+        )
+
+    return _compute

@@ -1,0 +1,185 @@
+"""The data-product descriptor (`domains/<domain>/domain.yaml`) as pydantic models.
+
+The JSON Schema exported from `Descriptor` (see `mesh_platform.descriptor.schema`) is the
+published contract of the file format; everything here is validated per file, the cross-domain
+rules live in `mesh_platform.descriptor.rules`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from mesh_platform.descriptor.expectations import EXPECTATION_TYPES
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+OWNER_PATTERN = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+DURATION_PATTERN = re.compile(r"^(\d+)([mhd])$")
+PRODUCT_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+ColumnType = Literal["string", "integer", "bigint", "double", "boolean", "date", "timestamp"]
+Classification = Literal["public", "internal", "pii"]
+MaskPolicy = Literal["token", "year", "zip3", "redact", "null"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_owner(value: str) -> str:
+    if not OWNER_PATTERN.match(value):
+        raise ValueError("an owner is a Dagster owner: 'team:<name>' or an email address")
+    return value
+
+
+class Column(_Strict):
+    name: Name
+    type: ColumnType
+    description: Text
+    classification: Classification = "internal"
+    mask: MaskPolicy | None = Field(
+        default=None,
+        description="masking policy applied on read for consumers without PII access "
+        "(pii columns only; default 'token')",
+    )
+
+    @model_validator(mode="after")
+    def _mask_only_for_pii(self) -> Column:
+        if self.mask is not None and self.classification != "pii":
+            raise ValueError(f"column {self.name!r}: 'mask' applies to pii columns only")
+        return self
+
+    @property
+    def mask_policy(self) -> MaskPolicy | None:
+        if self.classification != "pii":
+            return None
+        return self.mask or "token"
+
+
+class Expectation(_Strict):
+    type: str = Field(description="a Great Expectations 1.x expectation type, e.g. expect_column_values_to_not_be_null")
+    kwargs: dict[str, object] = Field(default_factory=dict)
+    severity: Literal["error", "warn"] = "error"
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in EXPECTATION_TYPES:
+            raise ValueError(f"unknown expectation type {value!r} (not a Great Expectations 1.x core expectation)")
+        return value
+
+    @property
+    def columns(self) -> list[str]:
+        """Columns this expectation names (column, column_A/B, column_list)."""
+        names = [self.kwargs.get(k) for k in ("column", "column_A", "column_B")]
+        names += list(self.kwargs.get("column_list") or [])  # type: ignore[call-overload]
+        return [str(n) for n in names if n is not None]
+
+    @property
+    def check_name(self) -> str:
+        short = self.type.removeprefix("expect_")
+        cols = "_".join(self.columns)
+        return re.sub(r"[^a-z0-9_]", "_", f"{short}__{cols}" if cols else short)[:120]
+
+
+class Access(_Strict):
+    consumers: list[Annotated[str, StringConstraints(pattern=r"^(\*|[a-z][a-z0-9_]*)$")]] = Field(
+        default_factory=list, description="domains that may consume this product, or ['*']"
+    )
+    pii_readers: list[Name] = Field(
+        default_factory=list, description="domains that may see pii columns unmasked (the owner always may)"
+    )
+
+    def grants(self, domain: str) -> bool:
+        return "*" in self.consumers or domain in self.consumers
+
+
+class Product(_Strict):
+    name: Name
+    description: Text
+    value: Text = Field(description="why the product exists: the decision it serves")
+    owner: str | None = Field(default=None, description="defaults to the domain owner")
+    columns: list[Column] = Field(min_length=1)
+    expectations: list[Expectation] = Field(default_factory=list)
+    freshness: str | None = Field(default=None, description="maximum lag, e.g. '26h', '30m', '2d'")
+    access: Access = Field(default_factory=Access)
+
+    _check_owner = field_validator("owner")(lambda cls, v: v if v is None else _check_owner(v))
+
+    @field_validator("freshness")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not DURATION_PATTERN.match(value):
+            raise ValueError("freshness is a duration like '30m', '26h' or '2d'")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_columns(self) -> Product:
+        seen: set[str] = set()
+        for column in self.columns:
+            if column.name in seen:
+                raise ValueError(f"column {column.name!r} is declared twice")
+            seen.add(column.name)
+        return self
+
+    @property
+    def freshness_seconds(self) -> int | None:
+        if self.freshness is None:
+            return None
+        match = DURATION_PATTERN.match(self.freshness)
+        assert match
+        return int(match.group(1)) * {"m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+class Descriptor(_Strict):
+    """One domain's `domain.yaml`."""
+
+    domain: Name
+    owner: str
+    business_process: Text
+    description: Text
+    products: list[Product] = Field(default_factory=list)
+    consumes: list[Annotated[str, StringConstraints(pattern=PRODUCT_REF_PATTERN)]] = Field(
+        default_factory=list, description="other domains' products this domain reads: '<domain>.<product>'"
+    )
+    schedule: str | None = Field(default=None, description="cron schedule for the domain's own job")
+
+    _check_owner = field_validator("owner")(lambda cls, v: _check_owner(v))
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError("schedule is a five-field cron expression, e.g. '0 6 * * *'")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_products(self) -> Descriptor:
+        names = [p.name for p in self.products]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"product {name!r} is declared twice")
+        return self
+
+    def product(self, name: str) -> Product | None:
+        return next((p for p in self.products if p.name == name), None)
+
+    def owner_of(self, product: Product) -> str:
+        return product.owner or self.owner
+
+    @property
+    def consumed_domains(self) -> set[str]:
+        return {ref.split(".", 1)[0] for ref in self.consumes}

@@ -1,0 +1,109 @@
+"""The governed read: the only way one domain reads another domain's product.
+
+It resolves the product's current published version and projects it through the producer's
+policy for that consumer: pii columns are masked unless the consumer is the owner or listed in
+`access.pii_readers`. The policy is evaluated on every read, so a changed grant takes effect on
+the next read without rewriting data. Every read is appended to the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+
+from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.governance.policies import literal, mask_expression, quote
+from mesh_platform.mesh import Mesh
+from mesh_platform.store import ProductStore, Published
+
+
+class AccessDenied(Exception):
+    pass
+
+
+class NotPublished(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ReadGrant:
+    consumer: str
+    producer: Descriptor
+    product: Product
+    published: Published
+    masked: dict[str, str] = field(default_factory=dict)  # column -> policy
+
+    @property
+    def ref(self) -> str:
+        return f"{self.producer.domain}.{self.product.name}"
+
+
+def authorize(mesh: Mesh, ref: str, consumer: str) -> ReadGrant:
+    """Check the access agreement both ways and decide the masking for this consumer."""
+    producer, product = mesh.product(ref)
+    if consumer != producer.domain:
+        consumer_desc = mesh.descriptors.get(consumer)
+        if consumer_desc is None:
+            raise AccessDenied(f"{consumer!r} is not a valid domain of this mesh; it cannot read {ref}")
+        if ref not in consumer_desc.consumes:
+            raise AccessDenied(
+                f"{consumer} does not consume {ref}: add it to consumes in {mesh.files[consumer]} "
+                f"(and ask {producer.owner} to grant it in {mesh.files[producer.domain]})"
+            )
+        if not product.access.grants(consumer):
+            raise AccessDenied(
+                f"{ref} is not granted to {consumer}: its access.consumers in "
+                f"{mesh.files[producer.domain]} does not list {consumer!r}"
+            )
+    published = ProductStore(mesh.project.home).current(producer.domain, product.name)
+    if published is None:
+        raise NotPublished(f"{ref} has not been published yet: run `mesh run --domain {producer.domain}` first")
+    sees_pii = consumer == producer.domain or consumer in product.access.pii_readers
+    masked = {} if sees_pii else {c.name: c.mask_policy for c in product.columns if c.mask_policy}
+    return ReadGrant(consumer, producer, product, published, masked)  # type: ignore[arg-type]
+
+
+def governed_sql(grant: ReadGrant, key: str) -> str:
+    """A SELECT over the published version with the consumer's masking applied."""
+    published_columns = grant.published.columns
+    exprs = []
+    for column in grant.product.columns:
+        if column.name not in published_columns:
+            continue
+        if column.name in grant.masked:
+            expr = mask_expression(grant.masked[column.name], column.name, column.type, key)
+            exprs.append(f"{expr} as {quote(column.name)}")
+        else:
+            exprs.append(quote(column.name))
+    return f"select {', '.join(exprs)} from read_parquet({literal(grant.published.path)})"
+
+
+def create_governed_view(con: duckdb.DuckDBPyConnection, grant: ReadGrant, key: str) -> str:
+    """Expose the product in the consumer's warehouse as `<producer>.<product>`."""
+    schema, view = quote(grant.producer.domain), quote(grant.product.name)
+    con.execute(f"create schema if not exists {schema}")
+    con.execute(f"create or replace view {schema}.{view} as {governed_sql(grant, key)}")
+    return f"{schema}.{view}"
+
+
+def audit(mesh: Mesh, grant: ReadGrant, run_id: str | None, via: str) -> dict[str, object]:
+    record = {
+        "at": datetime.now(UTC).isoformat(),
+        "consumer": grant.consumer,
+        "product": grant.ref,
+        "version": grant.published.version,
+        "masked_columns": grant.masked,
+        "run_id": run_id,
+        "via": via,
+    }
+    folder = mesh.project.home.audit_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "reads.jsonl", "a") as log:
+        log.write(json.dumps(record) + "\n")
+    return record
+
+
+__all__ = ["AccessDenied", "NotPublished", "ReadGrant", "asdict", "audit", "authorize", "create_governed_view", "governed_sql"]

@@ -1,0 +1,165 @@
+"""`mesh run`: materialize domains through the Dagster instance in MESH_HOME, headless.
+
+Each domain is one run of its job (in-process executor: one process, imports paid once), so the
+runs appear in the Dagster UI afterwards. Domains run producers first; a domain whose run fails
+stops its consumers in this invocation (they keep reading the last published versions).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesh_platform.descriptor.problems import MeshDefinitionError
+from mesh_platform.mesh import Mesh
+from mesh_platform.store import ProductStore
+
+
+@dataclass
+class ProductResult:
+    domain: str
+    product: str
+    status: str
+    rows: int | None = None
+    seconds: float | None = None
+    checks_passed: int = 0
+    checks_failed: int = 0
+    detail: str = ""
+
+
+@dataclass
+class DomainResult:
+    domain: str
+    status: str  # success | failure | skipped | invalid
+    run_id: str | None = None
+    seconds: float = 0.0
+    error: str = ""
+    products: list[ProductResult] = field(default_factory=list)
+
+
+def use_instance_home(mesh: Mesh) -> None:
+    mesh.project.home.ensure()
+    os.environ["DAGSTER_HOME"] = str(mesh.project.home.dagster_home)
+
+
+def _watch(instance: Any, run_id: str, emit: Callable[[str], None], stop: threading.Event) -> dict[str, float]:
+    """Stream the run's notable events; return step durations by step key."""
+    from dagster import DagsterEventType
+
+    cursor, started, durations = -1, {}, {}
+    while True:
+        done = stop.is_set()
+        records = instance.get_records_for_run(run_id, cursor=str(cursor) if cursor >= 0 else None).records
+        for record in records:
+            cursor = record.storage_id
+            entry = record.event_log_entry
+            event = entry.dagster_event
+            if event is None:
+                continue
+            step = event.step_key or ""
+            kind = event.event_type
+            if kind == DagsterEventType.STEP_START:
+                started[step] = entry.timestamp
+                emit(f"  ▶ {step}")
+            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                durations[step] = entry.timestamp - started.get(step, entry.timestamp)
+                mark = "✔" if kind == DagsterEventType.STEP_SUCCESS else "✘"
+                emit(f"  {mark} {step} ({durations[step]:.1f}s)")
+            elif kind == DagsterEventType.ASSET_MATERIALIZATION:
+                emit(f"    materialized {event.asset_key.to_user_string()}")
+            elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+                data = event.event_specific_data
+                if not data.passed:
+                    emit(f"    check failed: {data.asset_key.to_user_string()} {data.check_name}")
+        if done:
+            return durations
+        stop.wait(0.5)
+
+
+def _product_results(mesh: Mesh, domain: str, run_id: str, durations: dict[str, float]) -> list[ProductResult]:
+    store, results = ProductStore(mesh.project.home), []
+    for product in mesh.descriptors[domain].products:
+        status = store.status(domain, product.name) or {}
+        if status.get("run_id") != run_id:
+            results.append(ProductResult(domain, product.name, "not run"))
+            continue
+        checks = status.get("checks", [])
+        step = next((s for s in durations if s in (f"{domain}__{product.name}", f"{domain}__dbt")), None)
+        results.append(
+            ProductResult(
+                domain,
+                product.name,
+                status["status"],
+                status.get("rows"),
+                durations.get(step) if step else None,
+                sum(1 for c in checks if c["passed"]),
+                sum(1 for c in checks if not c["passed"]),
+                "; ".join(status.get("blockers") or []) or status.get("error", ""),
+            )
+        )
+    return results
+
+
+def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], None]) -> DomainResult:
+    from dagster import make_new_run_id
+
+    from mesh_platform.defs.domain import build_domain, definitions_from
+
+    started = time.monotonic()
+    try:
+        job = definitions_from([build_domain(mesh, domain)]).resolve_job_def(domain)
+    except MeshDefinitionError as exc:
+        return DomainResult(domain, "invalid", error=str(exc))
+    run_id = make_new_run_id()
+    emit(f"{domain}: run {run_id}")
+    stop = threading.Event()
+    durations: dict[str, float] = {}
+    watcher = threading.Thread(target=lambda: durations.update(_watch(instance, run_id, emit, stop)), daemon=True)
+    watcher.start()
+    try:
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id)
+    finally:
+        stop.set()
+        watcher.join()
+    error = ""
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        error = "\n".join(str(e.step_failure_data.error.message).strip() for e in failures if e.step_failure_data)
+    return DomainResult(
+        domain,
+        "success" if result.success else "failure",
+        run_id,
+        time.monotonic() - started,
+        error or ("" if result.success else "run failed"),
+        _product_results(mesh, domain, run_id, durations),
+    )
+
+
+def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Callable[[str], None]) -> list[DomainResult]:
+    from dagster import DagsterInstance
+
+    use_instance_home(mesh)
+    selected = domains or mesh.project.domain_names()
+    ordered = [d for d in mesh.domains if d in selected] + [d for d in selected if d not in mesh.descriptors]
+    results: list[DomainResult] = []
+    failed: set[str] = set()
+    with DagsterInstance.get() as instance:
+        for domain in ordered:
+            descriptor = mesh.descriptors.get(domain)
+            upstream_failed = sorted(descriptor.consumed_domains & failed) if descriptor else []
+            if upstream_failed:
+                failed.add(domain)
+                results.append(DomainResult(domain, "skipped", error=f"upstream domain(s) failed: {', '.join(upstream_failed)}"))
+                emit(f"{domain}: skipped, upstream {', '.join(upstream_failed)} failed")
+                continue
+            result = run_domain(mesh, domain, instance, emit) if descriptor else DomainResult(
+                domain, "invalid", error="\n".join(str(p) for p in mesh.problems_for(domain))
+            )
+            if result.status != "success":
+                failed.add(domain)
+            results.append(result)
+    return results

@@ -1,0 +1,104 @@
+"""What a domain's Python code uses: `@product`, `@internal` and the context they receive.
+
+Domain code never builds Dagster definitions or repeats descriptor facts: the platform turns
+each decorated function into an asset with its key, owner, group, metadata, checks and
+write-audit-publish (see `mesh_platform.defs`).
+
+    from mesh_platform.sdk import AssetContext, product
+
+    @product("sites", reads=["raw_sites"])
+    def sites(ctx: AssetContext) -> str:
+        return f"select * from {ctx.read('raw_sites')}"
+
+A function returns a SELECT statement (or a pyarrow Table / DuckDB relation) that the platform
+writes to the domain's warehouse, or an `Ingested` summary when it wrote tables itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import duckdb
+
+if TYPE_CHECKING:
+    from mesh_platform.mesh import Mesh
+
+
+@dataclass(frozen=True)
+class AssetFn:
+    name: str
+    fn: Callable[[AssetContext], Any]
+    role: Literal["product", "internal"]
+    reads: tuple[str, ...] = ()
+    description: str | None = None
+
+    def __call__(self, ctx: AssetContext) -> Any:
+        return self.fn(ctx)
+
+
+def product(name: str, *, reads: Sequence[str] = ()) -> Callable[[Callable[[AssetContext], Any]], AssetFn]:
+    """Build the descriptor's product `name`. `reads`: own assets by name, others' as `domain.product`."""
+    return lambda fn: AssetFn(name, fn, "product", tuple(reads), None)
+
+
+def internal(
+    name: str, *, description: str, reads: Sequence[str] = ()
+) -> Callable[[Callable[[AssetContext], Any]], AssetFn]:
+    """An asset private to the domain (ingestion, intermediate tables)."""
+    return lambda fn: AssetFn(name, fn, "internal", tuple(reads), description)
+
+
+@dataclass
+class Ingested:
+    """What an ingestion wrote: records in = loaded + quarantined, by reason."""
+
+    table: str
+    records_in: int
+    loaded: int
+    quarantined: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+
+@dataclass
+class AssetContext:
+    domain: str
+    name: str
+    con: duckdb.DuckDBPyConnection
+    mesh: Mesh
+    reads: tuple[str, ...]
+    run_id: str | None = None
+    log: Any = None
+    governed_reads: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def home(self) -> Path:
+        return self.mesh.project.home.path
+
+    @property
+    def source_dir(self) -> Path:
+        """Where this domain's source systems drop their files (`MESH_HOME/sources/<domain>`)."""
+        return self.mesh.project.home.sources / self.domain
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.mesh.project.home.landing
+
+    def read(self, ref: str) -> str:
+        """A relation name to use in SQL: own assets as-is, other domains' products governed."""
+        if ref not in self.reads:
+            raise PermissionError(f"{self.domain}.{self.name} reads {ref!r} without declaring it in reads=[...]")
+        if "." not in ref:
+            return f'main."{ref}"'
+        from mesh_platform.governance.read import audit, authorize, create_governed_view
+
+        grant = authorize(self.mesh, ref, self.domain)
+        relation = create_governed_view(self.con, grant, self.mesh.project.home.masking_key())
+        self.governed_reads.append(audit(self.mesh, grant, self.run_id, via=f"{self.domain}.{self.name}"))
+        return relation

@@ -1,0 +1,99 @@
+"""The product store: published, immutable versions of each data product.
+
+A product is built inside its domain's private DuckDB file, audited there, and only then
+published: copied to `products/<domain>/<product>/<version>.parquet` and made current by
+atomically replacing `current.json`. Consumers only ever read the file `current.json` names,
+so a failed or killed run leaves what they read as it was, and reads never take DuckDB locks
+on another domain's warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mesh_platform.project import MeshHome
+
+KEEP_VERSIONS = 5
+
+
+@dataclass(frozen=True)
+class Published:
+    domain: str
+    product: str
+    version: str
+    path: str
+    rows: int
+    published_at: str
+    run_id: str | None
+    columns: dict[str, str]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.domain}.{self.product}"
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ProductStore:
+    def __init__(self, home: MeshHome):
+        self.home = home
+
+    def current(self, domain: str, product: str) -> Published | None:
+        pointer = self.home.product_dir(domain, product) / "current.json"
+        try:
+            return Published(**json.loads(pointer.read_text()))
+        except FileNotFoundError:
+            return None
+
+    def publish(
+        self, con: duckdb.DuckDBPyConnection, domain: str, product: str, relation: str, run_id: str | None
+    ) -> Published:
+        """Copy `relation` (already audited) to a new version and make it current, atomically."""
+        folder = self.home.product_dir(domain, product)
+        folder.mkdir(parents=True, exist_ok=True)
+        now = _now()
+        version = f"{now:%Y%m%dT%H%M%S%f}-{(run_id or uuid.uuid4().hex)[:8]}"
+        path = folder / f"{version}.parquet"
+        tmp = folder / f".{version}.parquet.tmp"
+        con.execute(f"copy (select * from {relation}) to '{tmp}' (format parquet, compression zstd)")
+        os.replace(tmp, path)
+        rows = con.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]  # type: ignore[index]
+        described = con.execute(f"describe select * from read_parquet('{path}')").fetchall()
+        columns = {row[0]: str(row[1]).lower() for row in described}
+        published = Published(domain, product, version, str(path), rows, now.isoformat(), run_id, columns)
+        _write_json_atomic(folder / "current.json", asdict(published))
+        self._prune(folder)
+        return published
+
+    def _prune(self, folder: Path) -> None:
+        versions = sorted(folder.glob("*.parquet"))
+        for old in versions[:-KEEP_VERSIONS]:
+            old.unlink(missing_ok=True)
+
+    def record_status(self, domain: str, product: str, status: dict[str, Any]) -> None:
+        """The outcome of the latest attempt (published or not), for `mesh products`."""
+        folder = self.home.product_dir(domain, product)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(folder / "status.json", {"recorded_at": _now().isoformat(), **status})
+
+    def status(self, domain: str, product: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.home.product_dir(domain, product) / "status.json").read_text())
+        except FileNotFoundError:
+            return None

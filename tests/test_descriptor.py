@@ -1,0 +1,132 @@
+"""Descriptor validation: each rule, with a bad file each, names file, field and rule."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from mesh_platform.descriptor.expectations import EXPECTATION_TYPES
+from mesh_platform.descriptor.schema import SCHEMA_PATH, descriptor_json_schema
+from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshProject
+
+
+def _edit(project: Path, domain: str, change) -> None:
+    path = project / "domains" / domain / "domain.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _problems(project: Path) -> list:
+    return Mesh.load(MeshProject.discover(project)).problems
+
+
+def _only(problems: list, rule: str):
+    matching = [p for p in problems if p.rule == rule]
+    assert matching, f"no {rule} problem in {[str(p) for p in problems]}"
+    return matching[0]
+
+
+def test_shipped_descriptors_are_valid(project: Path) -> None:
+    assert _problems(project) == []
+
+
+def test_missing_owner(project: Path) -> None:
+    _edit(project, "pharmacy", lambda d: d.pop("owner"))
+    problem = _only(_problems(project), "required")
+    assert (problem.file, problem.field) == ("domains/pharmacy/domain.yaml", "owner")
+
+
+def test_bad_owner_format(project: Path) -> None:
+    _edit(project, "pharmacy", lambda d: d.update(owner="pharmacy people"))
+    assert _only(_problems(project), "owner-format").field == "owner"
+
+
+def test_empty_value_statement(project: Path) -> None:
+    _edit(project, "pharmacy", lambda d: d["products"][1].update(value="   "))
+    problem = _only(_problems(project), "not-empty")
+    assert problem.field == "products[1].value"
+    assert problem.line is not None
+
+
+def test_unknown_column_in_expectation(project: Path) -> None:
+    def change(d):
+        d["products"][0]["expectations"].append(
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "site_code"}, "severity": "error"}
+        )
+
+    _edit(project, "pharmacy", change)
+    problem = _only(_problems(project), "expectation-column")
+    assert problem.field == "products[0].expectations[2].kwargs"
+    assert "site_code" in problem.message
+
+
+def test_unknown_expectation_type(project: Path) -> None:
+    def change(d):
+        d["products"][0]["expectations"][0]["type"] = "expect_sites_to_be_nice"
+
+    _edit(project, "pharmacy", change)
+    problem = _only(_problems(project), "expectation-type")
+    assert problem.field == "products[0].expectations[0].type"
+
+
+def test_consume_of_missing_product(project: Path) -> None:
+    _edit(project, "site_operations", lambda d: d["consumes"].append("pharmacy.staff_rota"))
+    problem = _only(_problems(project), "consume-exists")
+    assert problem.file == "domains/site_operations/domain.yaml"
+    assert problem.field == "consumes[4]"
+
+
+def test_consume_not_granted_names_both_files(project: Path) -> None:
+    _edit(project, "pharmacy", lambda d: d["products"][0]["access"].update(consumers=["immunizations"]))
+    problem = _only(_problems(project), "access-granted")
+    assert problem.file == "domains/site_operations/domain.yaml"
+    assert "domains/pharmacy/domain.yaml" in problem.message
+    assert "products[0].access.consumers" in problem.message
+
+
+def test_cycle_between_domains(project: Path) -> None:
+    _edit(project, "pharmacy", lambda d: d.update(consumes=["immunizations.administered_doses"]))
+    _edit(project, "immunizations", lambda d: d["products"][0]["access"]["consumers"].append("pharmacy"))
+    problem = _only(_problems(project), "no-cycles")
+    assert re.search(r"immunizations -> pharmacy -> immunizations|pharmacy -> immunizations -> pharmacy",
+                     problem.message)
+
+
+def test_malformed_yaml_names_the_line(project: Path) -> None:
+    path = project / "domains" / "scheduling" / "domain.yaml"
+    path.write_text(path.read_text().replace("products:", "products: [", 1))
+    problems = _problems(project)
+    problem = _only(problems, "yaml")
+    assert problem.file == "domains/scheduling/domain.yaml" and problem.line
+    # consumers of the broken domain are told why, other domains are untouched
+    assert {p.domain for p in problems} == {"scheduling", "patient_360", "site_operations"}
+
+
+def test_every_problem_reported_at_once(project: Path) -> None:
+    _edit(project, "pharmacy", lambda d: d.pop("owner"))
+    _edit(project, "patients", lambda d: d["products"][0].update(value=""))
+    rules = {p.rule for p in _problems(project)}
+    assert {"required", "not-empty"} <= rules
+
+
+def test_expectation_list_matches_installed_gx() -> None:
+    import inspect
+
+    import great_expectations as gx
+    from great_expectations.expectations.expectation import Expectation
+
+    installed = {
+        re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        for name, cls in inspect.getmembers(gx.expectations, inspect.isclass)
+        if issubclass(cls, Expectation) and name.startswith("Expect") and name != "Expectation"
+    }
+    assert installed == EXPECTATION_TYPES
+
+
+def test_json_schema_is_exported_and_current() -> None:
+    assert json.loads(SCHEMA_PATH.read_text()) == descriptor_json_schema()
