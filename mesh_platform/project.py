@@ -77,10 +77,12 @@ DAGSTER_YAML = """\
 telemetry:
   enabled: false
 concurrency:
+  # one writer per domain warehouse at a time, across runs: every step of a domain is in the
+  # pool `warehouse_<domain>` (see mesh_platform/warehouse.py)
   pools:
     default_limit: 1
-run_queue:
-  max_concurrent_runs: 4
+  runs:
+    max_concurrent_runs: 4
 """
 
 

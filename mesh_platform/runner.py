@@ -19,6 +19,10 @@ from mesh_platform.mesh import Mesh
 from mesh_platform.store import ProductStore
 
 
+# progress is streamed by `_watch`; Dagster's own console logger would repeat every event
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 @dataclass
 class ProductResult:
     domain: str
@@ -50,12 +54,12 @@ def _watch(instance: Any, run_id: str, emit: Callable[[str], None], stop: thread
     """Stream the run's notable events; return step durations by step key."""
     from dagster import DagsterEventType
 
-    cursor, started, durations = -1, {}, {}
+    cursor, started, durations = None, {}, {}
     while True:
         done = stop.is_set()
-        records = instance.get_records_for_run(run_id, cursor=str(cursor) if cursor >= 0 else None).records
-        for record in records:
-            cursor = record.storage_id
+        connection = instance.get_records_for_run(run_id, cursor=cursor)
+        cursor = connection.cursor
+        for record in connection.records:
             entry = record.event_log_entry
             event = entry.dagster_event
             if event is None:
@@ -105,7 +109,7 @@ def _product_results(mesh: Mesh, domain: str, run_id: str, durations: dict[str, 
 
 
 def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], None]) -> DomainResult:
-    from dagster import make_new_run_id
+    import uuid
 
     from mesh_platform.defs.domain import build_domain, definitions_from
 
@@ -114,14 +118,16 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
         job = definitions_from([build_domain(mesh, domain)]).resolve_job_def(domain)
     except MeshDefinitionError as exc:
         return DomainResult(domain, "invalid", error=str(exc))
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())
     emit(f"{domain}: run {run_id}")
     stop = threading.Event()
     durations: dict[str, float] = {}
     watcher = threading.Thread(target=lambda: durations.update(_watch(instance, run_id, emit, stop)), daemon=True)
     watcher.start()
     try:
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_id=run_id)
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False, run_id=run_id, run_config=QUIET_CONSOLE
+        )
     finally:
         stop.set()
         watcher.join()

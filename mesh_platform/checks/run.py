@@ -59,8 +59,10 @@ def schema_outcome(con: duckdb.DuckDBPyConnection, relation: str, product: Produ
 @cache
 def _gx_batch_factory() -> Any:
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     asset = context.data_sources.add_pandas("mesh").add_dataframe_asset("product")
     return asset.add_batch_definition_whole_dataframe("whole")
 

@@ -6,7 +6,6 @@ platform creates the governed views those sources read; after it, each product i
 (dbt tests + schema contract + GX expectations) and published only if nothing blocks.
 """
 
-from __future__ import annotations
 
 import json
 import os
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster import AssetExecutionContext
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -135,7 +135,7 @@ def build_dbt_assets(
         pool=pool_for(domain),
         allow_arbitrary_check_specs=True,
     )
-    def _dbt(context: dg.AssetExecutionContext) -> Iterator[Any]:
+    def _dbt(context: AssetExecutionContext) -> Iterator[Any]:
         mesh = Mesh.load(MeshProject.discover(project.root))
         run_id = context.run.run_id
         home = mesh.project.home

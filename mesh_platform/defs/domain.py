@@ -14,13 +14,6 @@ from types import ModuleType
 
 import dagster as dg
 
-from mesh_platform.defs.dbt_assets import (
-    build_dbt_assets,
-    dbt_problems,
-    dbt_resource,
-    dbt_resource_key,
-    load_manifest,
-)
 from mesh_platform.defs.python_assets import build_python_asset
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 from mesh_platform.mesh import Mesh
@@ -93,6 +86,15 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         built.add(fn.name)
 
     if mesh.project.dbt_project_dir(domain) is not None:
+        # imported here: dagster_dbt costs ~3 s, paid only by domains that have a dbt project
+        from mesh_platform.defs.dbt_assets import (
+            build_dbt_assets,
+            dbt_problems,
+            dbt_resource,
+            dbt_resource_key,
+            load_manifest,
+        )
+
         try:
             manifest = load_manifest(mesh.project, domain)
         except (OSError, ValueError) as exc:

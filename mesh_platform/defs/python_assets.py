@@ -1,11 +1,11 @@
 """Dagster assets from a domain's `@product` / `@internal` functions."""
 
-from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+from dagster import AssetExecutionContext
 import duckdb
 
 from mesh_platform.checks.specs import check_specs
@@ -66,7 +66,7 @@ def build_python_asset(asset_fn: AssetFn, descriptor: Descriptor, project: MeshP
         pool=pool_for(domain),
         retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
     )
-    def _compute(context: dg.AssetExecutionContext) -> Iterator[Any]:
+    def _compute(context: AssetExecutionContext) -> Iterator[Any]:
         mesh = Mesh.load(MeshProject.discover(project.root))
         run_id = context.run.run_id
         with open_warehouse(mesh.project.home, domain) as con:

@@ -1,0 +1,89 @@
+"""The whole mesh, seeded small and run through `mesh run` on a real Dagster instance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshProject
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+
+
+def test_mesh_run_materializes_every_product(materialized) -> None:
+    run = materialized.run
+    assert run.returncode == 0, run.stdout + run.stderr
+    mesh = Mesh.load(MeshProject.discover(materialized.root))
+    for descriptor, product in mesh.products():
+        assert product.name in run.stdout, f"summary table lacks {descriptor.domain}.{product.name}"
+    assert "checks" in run.stdout
+
+
+def test_catalog_reports_published_products(materialized) -> None:
+    entries = json.loads(materialized.mesh("products", "--json", check=True).stdout)
+    assert {e["ref"] for e in entries} >= {"patients.patient_accounts", "patient_360.patient_journey"}
+    for entry in entries:
+        assert entry["owner"].startswith("team:")
+        assert entry["value"]
+        assert entry["status"]["last_run"] == "published", entry
+        assert entry["status"]["rows"] > 0
+        assert entry["status"]["checks_failed"] == 0 or entry["ref"] in WARN_ONLY
+        assert all(c["classification"] in ("public", "internal", "pii") for c in entry["columns"])
+
+
+WARN_ONLY: set[str] = set()
+
+
+def test_runs_are_recorded_in_the_dagster_instance(materialized) -> None:
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    instance = DagsterInstance.from_config(str(materialized.home / "dagster"))
+    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.SUCCESS]))
+    assert {r.job_name for r in runs} >= {"patients", "scheduling", "pharmacy", "immunizations", "patient_360",
+                                         "site_operations"}
+
+
+def test_lineage_crosses_domains(materialized) -> None:
+    graph = json.loads(materialized.mesh("lineage", "--format", "json", check=True).stdout)
+    edges = {(e["from"], e["to"]) for e in graph["edges"]}
+    assert ("patients.patient_accounts", "patient_360.patient_journey") in edges  # dbt -> dbt
+    assert ("scheduling.appointments", "patient_360.patient_journey") in edges  # python -> dbt
+    assert ("pharmacy.vaccine_stock", "immunizations.administered_doses") in edges  # python -> dbt
+    assert ("immunizations.test_results", "site_operations.site_daily_capacity") in edges  # dbt -> python
+    mermaid = materialized.mesh("lineage", check=True).stdout
+    assert mermaid.startswith("flowchart LR") and "patients__patient_accounts --> patient_360__patient_journey" in mermaid
+
+
+def test_governed_read_masks_pii_for_consumers(materialized) -> None:
+    as_consumer = json.loads(
+        materialized.mesh("read", "patients.patient_accounts", "--as", "patient_360", "--limit", "0", "--json",
+                          check=True).stdout
+    )
+    as_owner = json.loads(
+        materialized.mesh("read", "patients.patient_accounts", "--as", "patients", "--limit", "0", "--json",
+                          check=True).stdout
+    )
+    assert len(as_consumer) == len(as_owner) > 0
+    raw = {r["patient_id"]: r for r in as_owner}
+    for row in as_consumer:
+        original = raw[row["patient_id"]]
+        assert row["email"] is None or (row["email"].startswith("tok_") and row["email"] != original["email"])
+        assert row["first_name"] in (None, "[redacted]")
+        assert row["zip"] is None or row["zip"].endswith("XX")
+    assert any("@" in (r["email"] or "") for r in as_owner)
+
+
+def test_read_refused_for_a_domain_that_does_not_consume(materialized) -> None:
+    proc = materialized.mesh("read", "patients.patient_accounts", "--as", "pharmacy")
+    assert proc.returncode == 1
+    assert "pharmacy does not consume patients.patient_accounts" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_quarantine_lists_rejected_records(materialized) -> None:
+    records = json.loads(materialized.mesh("quarantine", "--json", check=True).stdout)
+    reasons = {r["reason"] for r in records}
+    assert {"null_key", "duplicate_key", "unknown_code", "malformed_json"} <= reasons
+    assert all(r["source_file"] and r["source_line"] for r in records)

@@ -1,0 +1,69 @@
+"""A broken domain is reported and isolated; different domains run at the same time."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mesh_platform.defs.domain import domain_definitions
+from mesh_platform.descriptor.problems import MeshDefinitionError
+from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshProject
+from tests.conftest import MESH, copy_project, mesh_env, run_mesh_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _break_site_operations(root: Path) -> None:
+    code = root / "domains" / "site_operations" / "assets.py"
+    code.write_text(code.read_text() + "\ndef broken(:\n")
+
+
+def test_broken_domain_code_is_isolated(project: Path) -> None:
+    _break_site_operations(project)
+    mesh = Mesh.load(MeshProject.discover(project))
+    with pytest.raises(MeshDefinitionError) as err:
+        domain_definitions("site_operations", mesh)
+    assert "domains/site_operations/assets.py" in str(err.value)
+    assert "domain-code-imports" in str(err.value)
+    # every other domain still builds its code location
+    for domain in ("patients", "scheduling", "pharmacy", "immunizations", "patient_360"):
+        assert domain_definitions(domain, mesh).resolve_job_def(domain) is not None
+
+
+def test_validate_reports_broken_code_without_traceback(project: Path, tmp_path: Path) -> None:
+    _break_site_operations(project)
+    proc = run_mesh_cli("validate", env=mesh_env(project, tmp_path / "home"), cwd=project)
+    assert proc.returncode == 1
+    assert "domains/site_operations/assets.py" in proc.stderr and "domain-code-imports" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_broken_domain_does_not_stop_others_running(tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "project")
+    _break_site_operations(root)
+    env = mesh_env(root, tmp_path / "home")
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    proc = run_mesh_cli("run", "--domain", "pharmacy", "--domain", "site_operations", env=env, cwd=root)
+    assert proc.returncode == 1
+    assert "site_operations: invalid" in proc.stderr
+    assert "domain-code-imports" in proc.stderr
+    products = run_mesh_cli("products", "--json", env=env, cwd=root, check=True).stdout
+    assert '"ref": "pharmacy.sites"' in products and '"last_run": "published"' in products
+
+
+def test_two_domains_run_concurrently(tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "project")
+    env = mesh_env(root, tmp_path / "home")
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    procs = [
+        subprocess.Popen([MESH, "run", "--domain", d], env=env, cwd=root, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for d in ("pharmacy", "scheduling")
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, stdout + stderr
+        assert "lock" not in stderr.lower()
