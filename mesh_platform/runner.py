@@ -7,6 +7,7 @@ stops its consumers in this invocation (they keep reading the last published ver
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -17,7 +18,6 @@ from typing import Any
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.mesh import Mesh
 from mesh_platform.store import ProductStore
-
 
 # progress is streamed by `_watch`; Dagster's own console logger would repeat every event
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -118,16 +118,22 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
         job = definitions_from([build_domain(mesh, domain)]).resolve_job_def(domain)
     except MeshDefinitionError as exc:
         return DomainResult(domain, "invalid", error=str(exc))
+    except Exception as exc:  # a definition Dagster refuses: report it, let other domains run
+        return DomainResult(domain, "invalid", error=f"{type(exc).__name__}: {exc}")
     run_id = str(uuid.uuid4())
     emit(f"{domain}: run {run_id}")
     stop = threading.Event()
     durations: dict[str, float] = {}
     watcher = threading.Thread(target=lambda: durations.update(_watch(instance, run_id, emit, stop)), daemon=True)
     watcher.start()
+    log_path = mesh.project.home.path / "logs" / f"{domain}-{run_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = job.execute_in_process(
-            instance=instance, raise_on_error=False, run_id=run_id, run_config=QUIET_CONSOLE
-        )
+        # tool output (dbt's log lines) goes to a file; the terminal gets progress and the summary
+        with open(log_path, "w") as log, contextlib.redirect_stdout(log):
+            result = job.execute_in_process(
+                instance=instance, raise_on_error=False, run_id=run_id, run_config=QUIET_CONSOLE
+            )
     finally:
         stop.set()
         watcher.join()
@@ -135,6 +141,7 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
         error = "\n".join(str(e.step_failure_data.error.message).strip() for e in failures if e.step_failure_data)
+        error += f"\n(tool output: {log_path})"
     return DomainResult(
         domain,
         "success" if result.success else "failure",

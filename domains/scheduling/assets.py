@@ -41,7 +41,9 @@ def appointment_events(ctx: AssetContext) -> Ingested:
         + ", _source_file varchar, _source_line bigint)"
     )
     read_lines(ctx, files, "_lines")
-    fields = ", ".join(f"json_extract_string(line, '$.{c}') as {c}" for c in EVENT_COLUMNS)
+    fields = ", ".join(
+        f"case when json_valid(line) then json_extract_string(line, '$.{c}') end as {c}" for c in EVENT_COLUMNS
+    )
     con.execute(
         "create or replace temp table _events as select _source_file, _source_line, line, "
         f"json_valid(line) as _valid, {fields} from _lines"

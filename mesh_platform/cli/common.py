@@ -11,8 +11,9 @@ from rich.console import Console
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import NotAMeshProject
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# piped output (CI logs, `| less`) gets a wide table rather than rich's 80-column default
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def fail(message: str) -> NoReturn:

@@ -9,6 +9,7 @@ platform creates the governed views those sources read; after it, each product i
 
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from dagster_dbt.asset_utils import build_dbt_specs
 
 from mesh_platform.checks.specs import check_specs
 from mesh_platform.defs.publish import (
+    TRANSIENT_RETRIES,
     audit_and_publish,
     materialization_metadata,
     record_error,
@@ -79,7 +81,9 @@ def dbt_resource_key(domain: str) -> str:
 def dbt_resource(project: MeshProject, domain: str) -> DbtCliResource:
     dbt_dir = project.dbt_project_dir(domain)
     assert dbt_dir is not None
-    return DbtCliResource(project_dir=str(dbt_dir), profiles_dir=str(project.dbt_dir))
+    # the dbt of this environment, whatever PATH says (the UI and `mesh` may be started without the venv active)
+    dbt = Path(sys.executable).with_name("dbt")
+    return DbtCliResource(project_dir=str(dbt_dir), profiles_dir=str(project.dbt_dir), dbt_executable=str(dbt))
 
 
 def dbt_problems(manifest: Mapping[str, Any], descriptor: Descriptor, file: str) -> list[Problem]:
@@ -134,6 +138,7 @@ def build_dbt_assets(
         required_resource_keys={resource_key},
         pool=pool_for(domain),
         allow_arbitrary_check_specs=True,
+        retry_policy=TRANSIENT_RETRIES,
     )
     def _dbt(context: AssetExecutionContext) -> Iterator[Any]:
         mesh = Mesh.load(MeshProject.discover(project.root))
@@ -188,6 +193,8 @@ def build_dbt_assets(
         if failures:
             raise failures[0].failure()
         if not invocation.is_successful():
-            raise dg.Failure(description=f"dbt build failed for domain {domain}; see the dbt logs above")
+            raise dg.Failure(
+                description=f"dbt build failed for domain {domain}; see the dbt logs above", allow_retries=False
+            )
 
     return _dbt

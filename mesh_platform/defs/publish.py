@@ -13,6 +13,23 @@ from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.mesh import Mesh
 from mesh_platform.store import ProductStore, Published
 
+# Dagster retries a step only for transient trouble (a DuckDB lock, an I/O error): bad data and
+# failed checks raise `Failure(allow_retries=False)` and are not retried.
+TRANSIENT_RETRIES = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, duckdb.IOException | duckdb.TransactionException):
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError)
+
+
+def as_failure(exc: BaseException) -> BaseException:
+    """Transient errors pass through (and are retried); anything else fails the step for good."""
+    if is_transient(exc) or isinstance(exc, dg.Failure):
+        return exc
+    return dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False)
+
 
 @dataclass
 class Audit:

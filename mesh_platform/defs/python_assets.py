@@ -5,11 +5,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import duckdb
+from dagster import AssetExecutionContext
 
 from mesh_platform.checks.specs import check_specs
 from mesh_platform.defs.publish import (
+    TRANSIENT_RETRIES,
+    as_failure,
     audit_and_publish,
     materialization_metadata,
     record_error,
@@ -64,7 +66,7 @@ def build_python_asset(asset_fn: AssetFn, descriptor: Descriptor, project: MeshP
         specs=[spec],
         check_specs=checks,
         pool=pool_for(domain),
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
+        retry_policy=TRANSIENT_RETRIES,
     )
     def _compute(context: AssetExecutionContext) -> Iterator[Any]:
         mesh = Mesh.load(MeshProject.discover(project.root))
@@ -77,7 +79,10 @@ def build_python_asset(asset_fn: AssetFn, descriptor: Descriptor, project: MeshP
             except Exception as exc:
                 if product is not None:
                     record_error(mesh, domain, product.name, run_id, exc)
-                raise
+                failure = as_failure(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
             if product is None:
                 metadata = _ingested_metadata(result) if isinstance(result, Ingested) else {}
                 if ctx.governed_reads:

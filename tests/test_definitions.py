@@ -1,0 +1,73 @@
+"""A snapshot of every asset's key, owner, group, upstream keys, kinds and checks.
+
+After an intended change: `UPDATE_SNAPSHOTS=1 pytest tests/test_definitions.py` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mesh_platform.defs.domain import domain_definitions
+from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshProject
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_graph.json"
+
+
+def asset_graph_snapshot(mesh: Mesh) -> dict[str, object]:
+    snapshot: dict[str, object] = {}
+    for domain in mesh.project.domain_names():
+        graph = domain_definitions(domain, mesh).resolve_asset_graph()
+        checks_by_key: dict[str, list[str]] = {}
+        for check_key in graph.asset_check_keys:
+            checks_by_key.setdefault(check_key.asset_key.to_user_string(), []).append(check_key.name)
+        for node in graph.asset_nodes:
+            if not node.is_materializable:
+                continue
+            key = node.key.to_user_string()
+            snapshot[key] = {
+                "owners": node.owners,
+                "group": node.group_name,
+                "upstream": sorted(k.to_user_string() for k in node.parent_keys),
+                "kinds": sorted(node.kinds),
+                "role": node.tags.get("mesh/role"),
+                "checks": sorted(checks_by_key.get(key, [])),
+            }
+    return dict(sorted(snapshot.items()))
+
+
+def test_asset_graph_snapshot() -> None:
+    actual = asset_graph_snapshot(Mesh.load(MeshProject.discover(ROOT)))
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(actual, indent=2) + "\n")
+    assert actual == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_asset_is_owned_and_grouped_by_domain() -> None:
+    mesh = Mesh.load(MeshProject.discover(ROOT))
+    for key, node in asset_graph_snapshot(mesh).items():
+        domain = key.split("/")[0]
+        assert node["group"] == domain, key
+        assert node["owners"], key
+        assert node["role"] in ("product", "internal"), key
+    for descriptor, product in mesh.products():
+        node = asset_graph_snapshot(mesh)[f"{descriptor.domain}/{product.name}"]
+        assert node["owners"] == [descriptor.owner_of(product)]
+        assert "schema_contract" in node["checks"]
+
+
+@pytest.mark.slow
+def test_dagster_validates_every_code_location() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
