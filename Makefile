@@ -11,7 +11,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 VENV := .venv
 MESH := $(VENV)/bin/mesh
 
-.PHONY: install demo ui test test-fast lint format clean
+.PHONY: install demo ui test test-fast lint format clean docs
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -49,3 +49,6 @@ format:
 
 clean:
 	rm -rf $(MESH_HOME) dbt_projects/*/target dbt_projects/*/logs
+
+docs: install  ## regenerate the README's lineage diagram from the code
+	$(VENV)/bin/python -m mesh_platform.readme

@@ -24,8 +24,13 @@ def product_entries(mesh: Mesh) -> list[dict[str, Any]]:
                 "description": product.description,
                 "value": product.value.strip(),
                 "columns": [
-                    {"name": c.name, "type": c.type, "description": c.description,
-                     "classification": c.classification, "mask": c.mask_policy}
+                    {
+                        "name": c.name,
+                        "type": c.type,
+                        "description": c.description,
+                        "classification": c.classification,
+                        "mask": c.mask_policy,
+                    }
                     for c in product.columns
                 ],
                 "consumers": list(product.access.consumers),

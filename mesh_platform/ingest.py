@@ -83,9 +83,7 @@ def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str]) 
     except Exception:
         con.execute("rollback")
         raise
-    counts = con.execute(
-        f"select coalesce(_reason, ''), count(*) from {staged}_classified group by all"
-    ).fetchall()
+    counts = con.execute(f"select coalesce(_reason, ''), count(*) from {staged}_classified group by all").fetchall()
     by_reason = {reason: n for reason, n in counts if reason}
     total = sum(n for _, n in counts)
     files = [r[0] for r in con.execute(f"select distinct _source_file from {staged} order by 1").fetchall()]

@@ -6,6 +6,7 @@ The project folder is `MESH_PROJECT_DIR` or the working directory (where `mesh`,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -57,10 +58,8 @@ class MeshHome:
             tmp = path.with_suffix(".tmp")
             tmp.write_text(secrets.token_hex(32))
             tmp.chmod(0o600)
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)  # first writer wins, concurrent runs agree on one key
-            except FileExistsError:
-                pass
             tmp.unlink()
         return path.read_text().strip()
 
@@ -117,9 +116,7 @@ class MeshProject:
         return path if (path / "dbt_project.yml").exists() else None
 
     def domain_names(self) -> list[str]:
-        return sorted(
-            p.name for p in self.domains_dir.iterdir() if p.is_dir() and (p / "domain.yaml").exists()
-        )
+        return sorted(p.name for p in self.domains_dir.iterdir() if p.is_dir() and (p / "domain.yaml").exists())
 
     def rel(self, path: Path) -> str:
         try:

@@ -29,6 +29,15 @@ def quarantined(mesh: Mesh, ref: str | None = None) -> list[dict[str, Any]]:
                 "from quarantine.records order by source_file, source_line"
             )
             for asset, file, line, reason, record, run_id in cursor.fetchall():
-                records.append({"domain": domain, "asset": asset, "source_file": file, "source_line": line,
-                                "reason": reason, "record": record, "run_id": run_id})
+                records.append(
+                    {
+                        "domain": domain,
+                        "asset": asset,
+                        "source_file": file,
+                        "source_line": line,
+                        "reason": reason,
+                        "record": record,
+                        "run_id": run_id,
+                    }
+                )
     return records

@@ -166,11 +166,15 @@ def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Callable[[str], None])
             upstream_failed = sorted(descriptor.consumed_domains & failed) if descriptor else []
             if upstream_failed:
                 failed.add(domain)
-                results.append(DomainResult(domain, "skipped", error=f"upstream domain(s) failed: {', '.join(upstream_failed)}"))
+                results.append(
+                    DomainResult(domain, "skipped", error=f"upstream domain(s) failed: {', '.join(upstream_failed)}")
+                )
                 emit(f"{domain}: skipped, upstream {', '.join(upstream_failed)} failed")
                 continue
-            result = run_domain(mesh, domain, instance, emit) if descriptor else DomainResult(
-                domain, "invalid", error="\n".join(str(p) for p in mesh.problems_for(domain))
+            result = (
+                run_domain(mesh, domain, instance, emit)
+                if descriptor
+                else DomainResult(domain, "invalid", error="\n".join(str(p) for p in mesh.problems_for(domain)))
             )
             if result.status != "success":
                 failed.add(domain)

@@ -6,12 +6,14 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mesh_platform.descriptor.expectations import EXPECTATION_TYPES
 from mesh_platform.descriptor.schema import SCHEMA_PATH, descriptor_json_schema
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
+from tests.conftest import ROOT, mesh_env, run_mesh_cli
 
 
 def _edit(project: Path, domain: str, change) -> None:
@@ -93,8 +95,9 @@ def test_cycle_between_domains(project: Path) -> None:
     _edit(project, "pharmacy", lambda d: d.update(consumes=["immunizations.administered_doses"]))
     _edit(project, "immunizations", lambda d: d["products"][0]["access"]["consumers"].append("pharmacy"))
     problem = _only(_problems(project), "no-cycles")
-    assert re.search(r"immunizations -> pharmacy -> immunizations|pharmacy -> immunizations -> pharmacy",
-                     problem.message)
+    assert re.search(
+        r"immunizations -> pharmacy -> immunizations|pharmacy -> immunizations -> pharmacy", problem.message
+    )
 
 
 def test_malformed_yaml_names_the_line(project: Path) -> None:
@@ -130,3 +133,23 @@ def test_expectation_list_matches_installed_gx() -> None:
 
 def test_json_schema_is_exported_and_current() -> None:
     assert json.loads(SCHEMA_PATH.read_text()) == descriptor_json_schema()
+
+
+@pytest.mark.slow
+def test_mesh_validate_cli_reports_without_traceback(project: Path, tmp_path: Path) -> None:
+    _edit(project, "pharmacy", lambda d: d.pop("owner"))
+    path = project / "domains" / "scheduling" / "domain.yaml"
+    path.write_text(path.read_text() + "\n  bad: [\n")
+    env = mesh_env(project, tmp_path / "home")
+    proc = run_mesh_cli("validate", env=env, cwd=project)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "domains/pharmacy/domain.yaml" in proc.stderr and "[required]" in proc.stderr
+    assert "domains/scheduling/domain.yaml" in proc.stderr and "[yaml]" in proc.stderr
+    report = json.loads(run_mesh_cli("validate", "--json", env=env, cwd=project).stdout)
+    assert report["valid"] is False
+    assert {(p["file"], p["rule"]) for p in report["problems"]} >= {
+        ("domains/pharmacy/domain.yaml", "required"),
+        ("domains/scheduling/domain.yaml", "yaml"),
+    }
+    assert run_mesh_cli("validate", env=mesh_env(ROOT, tmp_path / "home2"), cwd=ROOT).returncode == 0

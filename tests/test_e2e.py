@@ -38,8 +38,14 @@ def test_runs_are_recorded_in_the_dagster_instance(materialized) -> None:
 
     instance = DagsterInstance.from_config(str(materialized.home / "dagster"))
     runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.SUCCESS]))
-    assert {r.job_name for r in runs} >= {"patients", "scheduling", "pharmacy", "immunizations", "patient_360",
-                                         "site_operations"}
+    assert {r.job_name for r in runs} >= {
+        "patients",
+        "scheduling",
+        "pharmacy",
+        "immunizations",
+        "patient_360",
+        "site_operations",
+    }
 
 
 def test_lineage_crosses_domains(materialized) -> None:
@@ -50,17 +56,21 @@ def test_lineage_crosses_domains(materialized) -> None:
     assert ("pharmacy.vaccine_stock", "immunizations.administered_doses") in edges  # python -> dbt
     assert ("immunizations.test_results", "site_operations.site_daily_capacity") in edges  # dbt -> python
     mermaid = materialized.mesh("lineage", check=True).stdout
-    assert mermaid.startswith("flowchart LR") and "patients__patient_accounts --> patient_360__patient_journey" in mermaid
+    assert (
+        mermaid.startswith("flowchart LR") and "patients__patient_accounts --> patient_360__patient_journey" in mermaid
+    )
 
 
 def test_governed_read_masks_pii_for_consumers(materialized) -> None:
     as_consumer = json.loads(
-        materialized.mesh("read", "patients.patient_accounts", "--as", "patient_360", "--limit", "0", "--json",
-                          check=True).stdout
+        materialized.mesh(
+            "read", "patients.patient_accounts", "--as", "patient_360", "--limit", "0", "--json", check=True
+        ).stdout
     )
     as_owner = json.loads(
-        materialized.mesh("read", "patients.patient_accounts", "--as", "patients", "--limit", "0", "--json",
-                          check=True).stdout
+        materialized.mesh(
+            "read", "patients.patient_accounts", "--as", "patients", "--limit", "0", "--json", check=True
+        ).stdout
     )
     assert len(as_consumer) == len(as_owner) > 0
     raw = {r["patient_id"]: r for r in as_owner}
@@ -106,8 +116,13 @@ def test_records_in_equal_published_plus_quarantined(materialized) -> None:
 
     report = json.loads((materialized.home / "sources" / "defects.json").read_text())
     quarantined = json.loads(materialized.mesh("quarantine", "--json", check=True).stdout)
-    for domain, table in [("patients", "raw_patients"), ("pharmacy", "raw_sites"), ("pharmacy", "raw_vaccine_lots"),
-                          ("immunizations", "raw_doses"), ("immunizations", "raw_test_results")]:
+    for domain, table in [
+        ("patients", "raw_patients"),
+        ("pharmacy", "raw_sites"),
+        ("pharmacy", "raw_vaccine_lots"),
+        ("immunizations", "raw_doses"),
+        ("immunizations", "raw_test_results"),
+    ]:
         with duckdb.connect(str(materialized.home / "warehouse" / f"{domain}.duckdb"), read_only=True) as con:
             (file,) = con.execute(f"select distinct _source_file from main.{table}").fetchone()
             loaded = con.execute(f"select count(*) from main.{table}").fetchone()[0]

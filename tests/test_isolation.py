@@ -59,8 +59,9 @@ def test_two_domains_run_concurrently(tmp_path: Path) -> None:
     env = mesh_env(root, tmp_path / "home")
     run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
     procs = [
-        subprocess.Popen([MESH, "run", "--domain", d], env=env, cwd=root, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [MESH, "run", "--domain", d], env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for d in ("pharmacy", "scheduling")
     ]
     outputs = [p.communicate(timeout=600) for p in procs]

@@ -24,7 +24,9 @@ EVENT_TYPES = "('booked', 'rescheduled', 'cancelled', 'completed', 'no_show')"
 
 def _new_files(ctx: AssetContext) -> list:
     con = ctx.con
-    con.execute("create table if not exists main.ingested_files (file varchar primary key, size bigint, run_id varchar)")
+    con.execute(
+        "create table if not exists main.ingested_files (file varchar primary key, size bigint, run_id varchar)"
+    )
     seen = dict(con.execute("select file, size from main.ingested_files").fetchall())
     folder = ctx.landing_dir / "appointments"
     files = sorted(folder.glob("*.jsonl")) if folder.exists() else []
@@ -89,9 +91,7 @@ def appointment_events(ctx: AssetContext) -> Ingested:
         con.execute("rollback")
         raise
     counts = dict(
-        con.execute(
-            "select coalesce(_reason, 'loaded'), count(*) from _events_new_classified group by all"
-        ).fetchall()
+        con.execute("select coalesce(_reason, 'loaded'), count(*) from _events_new_classified group by all").fetchall()
     )
     records_in = con.execute("select count(*) from _events").fetchone()[0]
     redelivered = records_in - sum(counts.values())

@@ -31,8 +31,13 @@ class CheckOutcome:
     summary: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "blocking": self.blocking, "severity": self.severity,
-                "summary": self.summary}
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "blocking": self.blocking,
+            "severity": self.severity,
+            "summary": self.summary,
+        }
 
 
 def schema_outcome(con: duckdb.DuckDBPyConnection, relation: str, product: Product) -> CheckOutcome:
@@ -50,8 +55,12 @@ def schema_outcome(con: duckdb.DuckDBPyConnection, relation: str, product: Produ
         passed,
         True,
         "error",
-        {"missing": ", ".join(missing), "extra": ", ".join(extra), "retyped": ", ".join(retyped),
-         "diff": "\n".join(diff) or "(none)"},
+        {
+            "missing": ", ".join(missing),
+            "extra": ", ".join(extra),
+            "retyped": ", ".join(retyped),
+            "diff": "\n".join(diff) or "(none)",
+        },
         "schema matches" if passed else "schema drift: " + "; ".join(diff),
     )
 
@@ -79,9 +88,7 @@ def _masked_sample(values: list[Any], masked: bool) -> list[Any]:
     return [v if isinstance(v, (int, float, bool)) or v is None else str(v) for v in values[:SAMPLE_SIZE]]
 
 
-def expectation_outcomes(
-    con: duckdb.DuckDBPyConnection, relation: str, product: Product
-) -> list[CheckOutcome]:
+def expectation_outcomes(con: duckdb.DuckDBPyConnection, relation: str, product: Product) -> list[CheckOutcome]:
     if not product.expectations:
         return []
     needed = sorted({c for e in product.expectations for c in e.columns} or {product.columns[0].name})
@@ -94,8 +101,16 @@ def expectation_outcomes(
         try:
             result = batch.validate(_gx_expectation(expectation), result_format="SUMMARY")
         except Exception as exc:  # a GX error is a failed check, reported, not a crash
-            outcomes.append(CheckOutcome(expectation.check_name, False, blocking, expectation.severity,
-                                         {"error": str(exc)}, f"{expectation.type} could not run: {exc}"))
+            outcomes.append(
+                CheckOutcome(
+                    expectation.check_name,
+                    False,
+                    blocking,
+                    expectation.severity,
+                    {"error": str(exc)},
+                    f"{expectation.type} could not run: {exc}",
+                )
+            )
             continue
         detail = result.result or {}
         masked = any(c in pii for c in expectation.columns)
@@ -114,8 +129,11 @@ def expectation_outcomes(
         summary = f"{expectation.type}: {'passed' if result.success else 'failed'} (observed {observed_text}"
         if "unexpected_count" in metadata:
             summary += f", {metadata['unexpected_count']} unexpected, {metadata.get('unexpected_percent')}%"
-        outcomes.append(CheckOutcome(expectation.check_name, bool(result.success), blocking,
-                                     expectation.severity, metadata, summary + ")"))
+        outcomes.append(
+            CheckOutcome(
+                expectation.check_name, bool(result.success), blocking, expectation.severity, metadata, summary + ")"
+            )
+        )
     return outcomes
 
 
@@ -133,8 +151,14 @@ def run_contract(con: duckdb.DuckDBPyConnection, relation: str, product: Product
     schema = schema_outcome(con, relation, product)
     if not schema.passed:
         skipped = [
-            CheckOutcome(e.check_name, False, e.severity == "error", e.severity, {"skipped": "schema drift"},
-                         f"{e.type}: not run, the schema contract failed")
+            CheckOutcome(
+                e.check_name,
+                False,
+                e.severity == "error",
+                e.severity,
+                {"skipped": "schema drift"},
+                f"{e.type}: not run, the schema contract failed",
+            )
             for e in product.expectations
         ]
         return [schema, *skipped]

@@ -20,7 +20,10 @@ def dbt_parse(project_dir: Path, profiles_dir: Path) -> None:
     env.pop("MESH_DUCKDB_PATH", None)
     proc = subprocess.run(
         [str(dbt), "parse", "--profiles-dir", str(profiles_dir), "--project-dir", str(project_dir), "--quiet"],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if proc.returncode != 0:
         fail(f"dbt parse failed in {project_dir}:\n{proc.stdout}{proc.stderr}")

@@ -22,8 +22,9 @@ def products(as_json: bool = typer.Option(False, "--json", help="The catalog as 
         s = e["status"]
         checks = f"{s['checks_passed']} ✔ {s['checks_failed']} ✘" if s["recorded_at"] else "-"
         rows = f"{s['rows']:,}" if s["rows"] is not None else "-"
-        table.add_row(e["ref"], e["owner"], s["last_run"], checks, rows, ", ".join(e["consumers"]) or "-",
-                      e["value"][:120])
+        table.add_row(
+            e["ref"], e["owner"], s["last_run"], checks, rows, ", ".join(e["consumers"]) or "-", e["value"][:120]
+        )
     out.print(table)
 
 

@@ -22,8 +22,13 @@ def run(domain: list[str] = typer.Option(None, "--domain", "-d", help="Only this
     for result in results:
         for p in result.products:
             table.add_row(
-                p.domain, p.product, p.status, f"{p.rows:,}" if p.rows is not None else "-",
-                f"{p.seconds:.1f}" if p.seconds is not None else "-", str(p.checks_passed), str(p.checks_failed),
+                p.domain,
+                p.product,
+                p.status,
+                f"{p.rows:,}" if p.rows is not None else "-",
+                f"{p.seconds:.1f}" if p.seconds is not None else "-",
+                str(p.checks_passed),
+                str(p.checks_failed),
             )
         if not result.products:
             table.add_row(result.domain, "-", result.status, "-", f"{result.seconds:.1f}", "-", "-")

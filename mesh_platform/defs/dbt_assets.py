@@ -6,7 +6,6 @@ platform creates the governed views those sources read; after it, each product i
 (dbt tests + schema contract + GX expectations) and published only if nothing blocks.
 """
 
-
 import json
 import os
 import sys
@@ -108,9 +107,12 @@ def dbt_problems(manifest: Mapping[str, Any], descriptor: Descriptor, file: str)
     return problems
 
 
-def build_dbt_assets(
-    descriptor: Descriptor, project: MeshProject, manifest: dict[str, Any]
-) -> dg.AssetsDefinition:
+def _blocking_failure(event: object) -> bool:
+    """A dbt test of error severity that failed: it blocks publication like any error check."""
+    return isinstance(event, dg.AssetCheckResult) and not event.passed and event.severity == dg.AssetCheckSeverity.ERROR
+
+
+def build_dbt_assets(descriptor: Descriptor, project: MeshProject, manifest: dict[str, Any]) -> dg.AssetsDefinition:
     domain = descriptor.domain
     translator = MeshDbtTranslator(descriptor)
     specs, dbt_check_specs = build_dbt_specs(
@@ -123,7 +125,9 @@ def build_dbt_assets(
         project=None,
     )
     product_keys = {
-        dg.AssetKey([domain, p.name]): p for p in descriptor.products if any(s.key.path == [domain, p.name] for s in specs)
+        dg.AssetKey([domain, p.name]): p
+        for p in descriptor.products
+        if any(s.key.path == [domain, p.name] for s in specs)
     }
     mesh_checks = [c for p in product_keys.values() for c in check_specs(descriptor, p)]
     resource_key = dbt_resource_key(domain)
@@ -162,9 +166,8 @@ def build_dbt_assets(
                 if key in product_keys:
                     held[key] = event
                     continue
-            if isinstance(event, dg.AssetCheckResult) and key in product_keys and not event.passed:
-                if event.severity == dg.AssetCheckSeverity.ERROR:
-                    dbt_blockers.setdefault(key, []).append(f"dbt test {event.check_name} failed")
+            if key in product_keys and _blocking_failure(event):
+                dbt_blockers.setdefault(key, []).append(f"dbt test {event.check_name} failed")
             yield event
         failures = []
         with open_warehouse(home, domain) as con:

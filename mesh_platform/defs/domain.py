@@ -75,12 +75,25 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     for fn in fns:
         for ref in fn.reads:
             if "." in ref and ref not in descriptor.consumes:
-                problems.append(Problem(code_file, fn.name, "read-through-consumes",
-                                        f"{domain}.{fn.name} reads {ref}, which {file} does not list in consumes",
-                                        domain=domain))
+                problems.append(
+                    Problem(
+                        code_file,
+                        fn.name,
+                        "read-through-consumes",
+                        f"{domain}.{fn.name} reads {ref}, which {file} does not list in consumes",
+                        domain=domain,
+                    )
+                )
         if fn.role == "product" and descriptor.product(fn.name) is None:
-            problems.append(Problem(code_file, fn.name, "product-declared",
-                                    f"@product({fn.name!r}) is not a product declared in {file}", domain=domain))
+            problems.append(
+                Problem(
+                    code_file,
+                    fn.name,
+                    "product-declared",
+                    f"@product({fn.name!r}) is not a product declared in {file}",
+                    domain=domain,
+                )
+            )
             continue
         parts.assets.append(build_python_asset(fn, descriptor, mesh.project))
         built.add(fn.name)
@@ -106,9 +119,15 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
 
     for i, product in enumerate(descriptor.products):
         if product.name not in built:
-            problems.append(Problem(file, f"products[{i}]", "product-built",
-                                    f"product {product.name!r} is declared but no @product function or dbt model "
-                                    f"builds it", domain=domain))
+            problems.append(
+                Problem(
+                    file,
+                    f"products[{i}]",
+                    "product-built",
+                    f"product {product.name!r} is declared but no @product function or dbt model builds it",
+                    domain=domain,
+                )
+            )
     if problems:
         raise MeshDefinitionError(problems)
 
@@ -122,8 +141,12 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     parts.jobs.append(job)
     if descriptor.schedule:
         parts.schedules.append(
-            dg.ScheduleDefinition(name=f"{domain}_schedule", job=job, cron_schedule=descriptor.schedule,
-                                  default_status=dg.DefaultScheduleStatus.STOPPED)
+            dg.ScheduleDefinition(
+                name=f"{domain}_schedule",
+                job=job,
+                cron_schedule=descriptor.schedule,
+                default_status=dg.DefaultScheduleStatus.STOPPED,
+            )
         )
     return parts
 

@@ -1,6 +1,5 @@
 """Dagster assets from a domain's `@product` / `@internal` functions."""
 
-
 from collections.abc import Iterator
 from typing import Any
 

@@ -81,9 +81,7 @@ def load_descriptor(path: Path, rel: str) -> tuple[Descriptor | None, list[Probl
         for error in exc.errors():
             loc = tuple(error["loc"])
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(
-                Problem(rel, _field_path(loc), _rule_for(error), message, _line_of(node, loc), domain)
-            )
+            problems.append(Problem(rel, _field_path(loc), _rule_for(error), message, _line_of(node, loc), domain))
         return None, problems
     if descriptor.domain != domain:
         return descriptor, [

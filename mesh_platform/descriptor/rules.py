@@ -40,9 +40,7 @@ def product_rules(descriptor: Descriptor, file: str) -> list[Problem]:
     return problems
 
 
-def consume_rules(
-    descriptors: Mapping[str, Descriptor], files: Mapping[str, str], broken: set[str]
-) -> list[Problem]:
+def consume_rules(descriptors: Mapping[str, Descriptor], files: Mapping[str, str], broken: set[str]) -> list[Problem]:
     problems = []
     for domain, descriptor in descriptors.items():
         for i, ref in enumerate(descriptor.consumes):
@@ -50,25 +48,31 @@ def consume_rules(
             field = f"consumes[{i}]"
             if producer_name == domain:
                 problems.append(
-                    Problem(files[domain], field, "consume-other-domain",
-                            f"{ref}: a domain reads its own products directly, not through consumes",
-                            domain=domain)
+                    Problem(
+                        files[domain],
+                        field,
+                        "consume-other-domain",
+                        f"{ref}: a domain reads its own products directly, not through consumes",
+                        domain=domain,
+                    )
                 )
                 continue
             if producer_name in broken:
                 problems.append(
-                    Problem(files[domain], field, "producer-valid",
-                            f"{ref}: the producer's descriptor {files[producer_name]} is invalid",
-                            domain=domain)
+                    Problem(
+                        files[domain],
+                        field,
+                        "producer-valid",
+                        f"{ref}: the producer's descriptor {files[producer_name]} is invalid",
+                        domain=domain,
+                    )
                 )
                 continue
             producer = descriptors.get(producer_name)
             product = producer.product(product_name) if producer else None
             if product is None:
                 where = "no such domain" if producer is None else f"{files[producer_name]} declares no such product"
-                problems.append(
-                    Problem(files[domain], field, "consume-exists", f"{ref}: {where}", domain=domain)
-                )
+                problems.append(Problem(files[domain], field, "consume-exists", f"{ref}: {where}", domain=domain))
                 continue
             if not product.access.grants(domain):
                 index = producer.products.index(product)
@@ -94,17 +98,21 @@ def cycle_rules(descriptors: Mapping[str, Descriptor], files: Mapping[str, str])
         state[node] = 1
         for upstream in graph[node]:
             if state.get(upstream) == 1:
-                cycle = stack[stack.index(upstream):] + [upstream]
+                cycle = [*stack[stack.index(upstream) :], upstream]
                 key = frozenset(cycle)
                 if key not in seen_cycles:
                     seen_cycles.add(key)
                     problems.append(
-                        Problem(files[node], "consumes", "no-cycles",
-                                "domains consume each other in a cycle: " + " -> ".join(reversed(cycle)),
-                                domain=node)
+                        Problem(
+                            files[node],
+                            "consumes",
+                            "no-cycles",
+                            "domains consume each other in a cycle: " + " -> ".join(reversed(cycle)),
+                            domain=node,
+                        )
                     )
             elif upstream not in state:
-                visit(upstream, stack + [upstream])
+                visit(upstream, [*stack, upstream])
         state[node] = 2
 
     for domain in sorted(graph):

@@ -106,4 +106,13 @@ def audit(mesh: Mesh, grant: ReadGrant, run_id: str | None, via: str) -> dict[st
     return record
 
 
-__all__ = ["AccessDenied", "NotPublished", "ReadGrant", "asdict", "audit", "authorize", "create_governed_view", "governed_sql"]
+__all__ = [
+    "AccessDenied",
+    "NotPublished",
+    "ReadGrant",
+    "asdict",
+    "audit",
+    "authorize",
+    "create_governed_view",
+    "governed_sql",
+]

@@ -30,10 +30,88 @@ VACCINE_CODES: dict[str, str] = {
     "301": "Pfizer-BioNTech",
 }
 BAD_CODES = np.array(["999", "20X", "000"])
-FIRST = np.array(["Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Isla", "Jack", "Kai", "Lena", "Milo", "Nora", "Omar", "Pia", "Raj", "Sara", "Tom", "Uma", "Vera", "Will", "Xena", "Yara", "Zoe", "Ali", "Bea", "Cruz", "Dina", "Eli"])
-LAST = np.array(["Smith", "Jones", "Garcia", "Brown", "Miller", "Davis", "Lopez", "Wilson", "Moore", "Taylor", "Thomas", "Lee", "Martin", "Clark", "Lewis", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Hill", "Ramirez", "Campbell", "Mitchell"])
+FIRST = np.array(
+    [
+        "Ava",
+        "Ben",
+        "Chloe",
+        "Dan",
+        "Emma",
+        "Finn",
+        "Grace",
+        "Hugo",
+        "Isla",
+        "Jack",
+        "Kai",
+        "Lena",
+        "Milo",
+        "Nora",
+        "Omar",
+        "Pia",
+        "Raj",
+        "Sara",
+        "Tom",
+        "Uma",
+        "Vera",
+        "Will",
+        "Xena",
+        "Yara",
+        "Zoe",
+        "Ali",
+        "Bea",
+        "Cruz",
+        "Dina",
+        "Eli",
+    ]
+)
+LAST = np.array(
+    [
+        "Smith",
+        "Jones",
+        "Garcia",
+        "Brown",
+        "Miller",
+        "Davis",
+        "Lopez",
+        "Wilson",
+        "Moore",
+        "Taylor",
+        "Thomas",
+        "Lee",
+        "Martin",
+        "Clark",
+        "Lewis",
+        "Walker",
+        "Young",
+        "Allen",
+        "King",
+        "Wright",
+        "Scott",
+        "Green",
+        "Baker",
+        "Adams",
+        "Nelson",
+        "Hill",
+        "Ramirez",
+        "Campbell",
+        "Mitchell",
+    ]
+)
 STATES = np.array(["MA", "NY", "NJ", "CT", "PA", "RI", "NH", "VT", "ME", "MD"])
-TOWNS = np.array(["Springfield", "Riverside", "Franklin", "Greenville", "Bristol", "Clinton", "Fairview", "Salem", "Madison", "Georgetown"])
+TOWNS = np.array(
+    [
+        "Springfield",
+        "Riverside",
+        "Franklin",
+        "Greenville",
+        "Bristol",
+        "Clinton",
+        "Fairview",
+        "Salem",
+        "Madison",
+        "Georgetown",
+    ]
+)
 START = np.datetime64("2021-01-01T00:00:00")
 END = np.datetime64(AS_OF)
 SPAN_S = int((END - START) / np.timedelta64(1, "s"))
@@ -91,8 +169,9 @@ def _patients(rng: np.random.Generator, n: int, home: Path, log: DefectLog) -> n
     age_days = rng.integers(5 * 365, 95 * 365, n).astype("timedelta64[D]")
     dob = _dates(END.astype("datetime64[D]") - age_days)
     created = _iso(_times(rng, n))
-    email = np.char.add(np.char.add(np.char.lower(np.char.add(np.char.add(first, "."), last)),
-                                    np.arange(n).astype(str)), "@example.com").astype(object)
+    email = np.char.add(
+        np.char.add(np.char.lower(np.char.add(np.char.add(first, "."), last)), np.arange(n).astype(str)), "@example.com"
+    ).astype(object)
     phone = np.char.add("+1-555-", np.char.zfill(rng.integers(0, 10_000_000, n).astype(str), 7)).astype(object)
     phone = np.array([f"{p[:10]}-{p[10:]}" for p in phone], dtype=object)
     defects = pick_defects(rng, n, ["null_key", "duplicate_key", "future_date", "unparseable_value"], protect=1)
@@ -100,14 +179,25 @@ def _patients(rng: np.random.Generator, n: int, home: Path, log: DefectLog) -> n
     ids[defects["null_key"]] = None
     _duplicate_keys(rng, ids, defects["duplicate_key"], defective)
     created[defects["future_date"]] = _future(rng, len(defects["future_date"]))
-    dob[defects["unparseable_value"]] = rng.choice(np.array(["31/02/1990", "unknown", "1985-13-45"]),
-                                                   len(defects["unparseable_value"]))
-    _write_csv(home / "sources/patients/patients.csv", {
-        "patient_id": ids, "first_name": first.astype(object), "last_name": last.astype(object), "email": email,
-        "phone": phone, "date_of_birth": dob, "zip": np.char.zfill(rng.integers(1000, 99999, n).astype(str), 5),
-        "state": rng.choice(STATES, n), "consent_marketing": np.where(rng.random(n) < 0.4, "true", "false"),
-        "consent_research": np.where(rng.random(n) < 0.6, "true", "false"), "created_at": created,
-    })
+    dob[defects["unparseable_value"]] = rng.choice(
+        np.array(["31/02/1990", "unknown", "1985-13-45"]), len(defects["unparseable_value"])
+    )
+    _write_csv(
+        home / "sources/patients/patients.csv",
+        {
+            "patient_id": ids,
+            "first_name": first.astype(object),
+            "last_name": last.astype(object),
+            "email": email,
+            "phone": phone,
+            "date_of_birth": dob,
+            "zip": np.char.zfill(rng.integers(1000, 99999, n).astype(str), 5),
+            "state": rng.choice(STATES, n),
+            "consent_marketing": np.where(rng.random(n) < 0.4, "true", "false"),
+            "consent_research": np.where(rng.random(n) < 0.6, "true", "false"),
+            "created_at": created,
+        },
+    )
     log.add("sources/patients/patients.csv", n, {k: _lines(v) for k, v in defects.items()})
     clean = np.ones(n, bool)
     clean[list(defective)] = False
@@ -118,10 +208,17 @@ def _sites(rng: np.random.Generator, n: int, home: Path, log: DefectLog) -> np.n
     ids = _ids("S", n, 4)
     names = np.array([f"Pharmacy #{i + 1} - {t}" for i, t in enumerate(rng.choice(TOWNS, n))], dtype=object)
     opened = _dates(np.datetime64("2010-01-01") + rng.integers(0, 3650, n).astype("timedelta64[D]"))
-    _write_csv(home / "sources/pharmacy/sites.csv", {
-        "site_id": ids, "site_name": names, "zip": np.char.zfill(rng.integers(1000, 99999, n).astype(str), 5),
-        "state": rng.choice(STATES, n), "daily_capacity": rng.integers(40, 401, n).astype(str), "opened_on": opened,
-    })
+    _write_csv(
+        home / "sources/pharmacy/sites.csv",
+        {
+            "site_id": ids,
+            "site_name": names,
+            "zip": np.char.zfill(rng.integers(1000, 99999, n).astype(str), 5),
+            "state": rng.choice(STATES, n),
+            "daily_capacity": rng.integers(40, 401, n).astype(str),
+            "opened_on": opened,
+        },
+    )
     log.add("sources/pharmacy/sites.csv", n, {})
     return ids
 
@@ -135,12 +232,18 @@ def _lots(rng: np.random.Generator, n: int, sites: np.ndarray, home: Path, log: 
     defects = pick_defects(rng, n, ["unknown_code"])
     written_codes[defects["unknown_code"]] = rng.choice(BAD_CODES, len(defects["unknown_code"]))
     lot_sites = rng.choice(sites, n)
-    _write_csv(home / "sources/pharmacy/vaccine_lots.csv", {
-        "lot_id": ids, "vaccine_code": written_codes,
-        "manufacturer": np.array([VACCINE_CODES[c] for c in codes], dtype=object), "site_id": lot_sites,
-        "doses_received": (rng.integers(1, 20, n) * 50).astype(str), "received_on": _dates(received),
-        "expires_on": _dates(expires),
-    })
+    _write_csv(
+        home / "sources/pharmacy/vaccine_lots.csv",
+        {
+            "lot_id": ids,
+            "vaccine_code": written_codes,
+            "manufacturer": np.array([VACCINE_CODES[c] for c in codes], dtype=object),
+            "site_id": lot_sites,
+            "doses_received": (rng.integers(1, 20, n) * 50).astype(str),
+            "received_on": _dates(received),
+            "expires_on": _dates(expires),
+        },
+    )
     log.add("sources/pharmacy/vaccine_lots.csv", n, {k: _lines(v) for k, v in defects.items()})
     return ids, codes, lot_sites
 
@@ -152,18 +255,27 @@ def _doses(rng, n, patients, lots, home: Path, log: DefectLog) -> None:
     codes = lot_codes[pick].astype(object)
     numbers = rng.choice(np.array(["1", "2", "3", "4"]), n, p=[0.45, 0.35, 0.15, 0.05]).astype(object)
     administered = _iso(_times(rng, n))
-    defects = pick_defects(rng, n, ["null_key", "duplicate_key", "unknown_code", "future_date", "unparseable_value"],
-                           protect=1)
+    defects = pick_defects(
+        rng, n, ["null_key", "duplicate_key", "unknown_code", "future_date", "unparseable_value"], protect=1
+    )
     defective = {int(p) for v in defects.values() for p in v}
     ids[defects["null_key"]] = None
     _duplicate_keys(rng, ids, defects["duplicate_key"], defective)
     codes[defects["unknown_code"]] = rng.choice(BAD_CODES, len(defects["unknown_code"]))
     administered[defects["future_date"]] = _future(rng, len(defects["future_date"]))
     numbers[defects["unparseable_value"]] = "two"
-    _write_csv(home / "sources/immunizations/doses.csv", {
-        "dose_id": ids, "patient_id": rng.choice(patients, n), "site_id": lot_sites[pick], "lot_id": lot_ids[pick],
-        "vaccine_code": codes, "dose_number": numbers, "administered_at": administered,
-    })
+    _write_csv(
+        home / "sources/immunizations/doses.csv",
+        {
+            "dose_id": ids,
+            "patient_id": rng.choice(patients, n),
+            "site_id": lot_sites[pick],
+            "lot_id": lot_ids[pick],
+            "vaccine_code": codes,
+            "dose_number": numbers,
+            "administered_at": administered,
+        },
+    )
     log.add("sources/immunizations/doses.csv", n, {k: _lines(v) for k, v in defects.items()})
 
 
@@ -181,11 +293,18 @@ def _tests(rng, n, patients, sites, home: Path, log: DefectLog) -> None:
     _duplicate_keys(rng, ids, defects["duplicate_key"], defective)
     collected_s[defects["future_date"]] = _future(rng, len(defects["future_date"]))
     resulted[defects["future_date"]] = None
-    _write_csv(home / "sources/immunizations/test_results.csv", {
-        "test_id": ids, "patient_id": rng.choice(patients, n), "site_id": rng.choice(sites, n),
-        "test_type": rng.choice(np.array(["pcr", "antigen"]), n), "result": results,
-        "collected_at": collected_s, "resulted_at": resulted,
-    })
+    _write_csv(
+        home / "sources/immunizations/test_results.csv",
+        {
+            "test_id": ids,
+            "patient_id": rng.choice(patients, n),
+            "site_id": rng.choice(sites, n),
+            "test_type": rng.choice(np.array(["pcr", "antigen"]), n),
+            "result": results,
+            "collected_at": collected_s,
+            "resulted_at": resulted,
+        },
+    )
     log.add("sources/immunizations/test_results.csv", n, {k: _lines(v) for k, v in defects.items()})
 
 
@@ -193,8 +312,12 @@ def _appointment_events(rng, n, patients, sites) -> dict[str, np.ndarray]:
     """Each appointment's life: booked, 0-2 reschedules, then completed / cancelled / no-show."""
     booked = _times(rng, n, hi=SPAN_S - 86400)
     scheduled = booked + rng.integers(86400, 14 * 86400, n).astype("timedelta64[s]")
-    events = {"appointment": [np.arange(n)], "type": [np.full(n, "booked", object)], "time": [booked],
-              "scheduled": [scheduled.copy()]}
+    events = {
+        "appointment": [np.arange(n)],
+        "type": [np.full(n, "booked", object)],
+        "time": [booked],
+        "scheduled": [scheduled.copy()],
+    }
     reschedules = rng.choice(3, n, p=[0.7, 0.2, 0.1])
     current, last_time = scheduled.copy(), booked.copy()
     for k in (1, 2):
@@ -210,8 +333,11 @@ def _appointment_events(rng, n, patients, sites) -> dict[str, np.ndarray]:
     done = np.flatnonzero(current <= END)
     outcome = rng.choice(np.array(["completed", "cancelled", "no_show"], dtype=object), len(done), p=[0.75, 0.15, 0.1])
     gap = np.maximum((current[done] - last_time[done]) / np.timedelta64(1, "s"), 2).astype(np.int64)
-    when = np.where(outcome == "cancelled", last_time[done] + (rng.random(len(done)) * (gap - 1) + 1).astype(
-        "timedelta64[s]"), current[done] + rng.integers(0, 3600, len(done)).astype("timedelta64[s]"))
+    when = np.where(
+        outcome == "cancelled",
+        last_time[done] + (rng.random(len(done)) * (gap - 1) + 1).astype("timedelta64[s]"),
+        current[done] + rng.integers(0, 3600, len(done)).astype("timedelta64[s]"),
+    )
     events["appointment"].append(done)
     events["type"].append(outcome)
     events["time"].append(when)
@@ -235,11 +361,20 @@ def _event_lines(ev: dict[str, np.ndarray]) -> list[str]:
     appointment_ids = _ids("A", int(ev["appointment"].max()) + 1, 7)[ev["appointment"]]
     lines = []
     for i in range(len(times)):
-        lines.append(json.dumps({
-            "event_id": f"E{i + 1:09d}", "appointment_id": appointment_ids[i], "patient_id": ev["patient"][i],
-            "site_id": ev["site"][i], "service": ev["service"][i], "event_type": ev["type"][i],
-            "event_time": times[i], "scheduled_for": sched[i],
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "event_id": f"E{i + 1:09d}",
+                    "appointment_id": appointment_ids[i],
+                    "patient_id": ev["patient"][i],
+                    "site_id": ev["site"][i],
+                    "service": ev["service"][i],
+                    "event_type": ev["type"][i],
+                    "event_time": times[i],
+                    "scheduled_for": sched[i],
+                }
+            )
+        )
     return lines
 
 
@@ -258,7 +393,9 @@ def _events(rng, n, patients, sites, home: Path, log: DefectLog) -> int:
     redeliver = np.sort(rng.choice(clean, max(1, round(REDELIVERY_RATE * total)), replace=False))
     # a redelivered event arrives again in the next file (or at the end of the last one)
     files: list[list[str]] = [lines[i : i + EVENTS_PER_FILE] for i in range(0, total, EVENTS_PER_FILE)]
-    origin: list[list[int]] = [list(range(i, min(i + EVENTS_PER_FILE, total))) for i in range(0, total, EVENTS_PER_FILE)]
+    origin: list[list[int]] = [
+        list(range(i, min(i + EVENTS_PER_FILE, total))) for i in range(0, total, EVENTS_PER_FILE)
+    ]
     for pos in redeliver:
         target = min(int(pos) // EVENTS_PER_FILE + 1, len(files) - 1)
         files[target].append(lines[pos])
@@ -269,8 +406,11 @@ def _events(rng, n, patients, sites, home: Path, log: DefectLog) -> int:
         name = f"events-{number:06d}.jsonl"
         (folder / name).write_text("\n".join(content) + "\n")
         line_of = {p: i + 1 for i, p in enumerate(positions) if p >= 0}
-        log.add(f"landing/appointments/{name}", len(content),
-                {k: [line_of[int(p)] for p in v if int(p) in line_of] for k, v in defects.items()})
+        log.add(
+            f"landing/appointments/{name}",
+            len(content),
+            {k: [line_of[int(p)] for p in v if int(p) in line_of] for k, v in defects.items()},
+        )
     return len(redeliver)
 
 
@@ -294,8 +434,14 @@ def seed(home: Path, scale: float = 1.0, seed: int = 42, progress: Callable[[str
     _tests(rng, _count(250_000, scale), patients, sites, home, log)
     say("appointment events")
     redelivered = _events(rng, _count(200_000, scale), patients, sites, home, log)
-    report = {"scale": scale, "seed": seed, "as_of": AS_OF, "generated_by": "mesh seed",
-              "files": log.files, "totals": log.totals(redelivered)}
+    report = {
+        "scale": scale,
+        "seed": seed,
+        "as_of": AS_OF,
+        "generated_by": "mesh seed",
+        "files": log.files,
+        "totals": log.totals(redelivered),
+    }
     (home / "sources" / "defects.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -1,0 +1,38 @@
+"""Keep the README's generated parts true: `python -m mesh_platform.readme` (or `make docs`)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from mesh_platform.lineage import lineage, to_mermaid
+from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshProject
+
+START, END = "<!-- lineage:start -->", "<!-- lineage:end -->"
+BLOCK = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+
+
+def lineage_block(mesh: Mesh) -> str:
+    return f"{START}\n```mermaid\n{to_mermaid(lineage(mesh))}```\n{END}"
+
+
+def readme_lineage(readme: Path) -> str:
+    match = BLOCK.search(readme.read_text())
+    if match is None:
+        raise ValueError(f"{readme} has no {START} ... {END} block")
+    return match.group(0)
+
+
+def update(root: Path) -> bool:
+    readme = root / "README.md"
+    text = readme.read_text()
+    new = BLOCK.sub(lambda _: lineage_block(Mesh.load(MeshProject.discover(root))), text)
+    readme.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    changed = update(MeshProject.discover().root)
+    sys.stderr.write("README.md lineage diagram " + ("updated\n" if changed else "already current\n"))
