@@ -51,6 +51,28 @@ def internal(
     return lambda fn: AssetFn(name, fn, "internal", tuple(reads), description)
 
 
+@dataclass(frozen=True)
+class SuiteFn:
+    """A Great Expectations suite a domain adds in code for what its descriptor cannot say."""
+
+    product: str
+    name: str
+    severity: Literal["error", "warn"]
+    fn: Callable[[Any], Sequence[Any]]
+
+    @property
+    def check_name(self) -> str:
+        return f"suite__{self.name}"
+
+
+def suite(
+    product: str, *, name: str, severity: Literal["error", "warn"] = "error"
+) -> Callable[[Callable[[Any], Sequence[Any]]], SuiteFn]:
+    """Add a GX suite to a product: the function receives the `great_expectations` module (imported
+    only when checks run) and returns expectations; they run as one asset check `suite__<name>`."""
+    return lambda fn: SuiteFn(product, name, severity, fn)
+
+
 @dataclass
 class Ingested:
     """What an ingestion wrote: records in = loaded + quarantined, by reason."""

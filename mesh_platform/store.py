@@ -81,6 +81,20 @@ class ProductStore:
         self._prune(folder)
         return published
 
+    def reject(
+        self, con: duckdb.DuckDBPyConnection, domain: str, product: str, relation: str, run_id: str | None
+    ) -> str | None:
+        """Keep a version that failed its blocking checks for inspection; consumers never see it."""
+        folder = self.home.product_dir(domain, product) / "rejected"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{_now():%Y%m%dT%H%M%S%f}-{(run_id or uuid.uuid4().hex)[:8]}.parquet"
+        try:
+            con.execute(f"copy (select * from {relation}) to '{path}' (format parquet, compression zstd)")
+        except duckdb.Error:
+            return None  # nothing was built to keep (an upstream failed)
+        self._prune(folder)
+        return str(path)
+
     def _prune(self, folder: Path) -> None:
         versions = sorted(folder.glob("*.parquet"))
         for old in versions[:-KEEP_VERSIONS]:

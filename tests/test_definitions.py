@@ -64,8 +64,9 @@ def test_every_asset_is_owned_and_grouped_by_domain() -> None:
 
 
 @pytest.mark.slow
-def test_dagster_validates_every_code_location() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESH_")}
+def test_dagster_validates_every_code_location(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "DAGSTER_"))}
+    env["DAGSTER_HOME"] = str(tmp_path)
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=ROOT,

@@ -153,3 +153,15 @@ def test_mesh_validate_cli_reports_without_traceback(project: Path, tmp_path: Pa
         ("domains/scheduling/domain.yaml", "yaml"),
     }
     assert run_mesh_cli("validate", env=mesh_env(ROOT, tmp_path / "home2"), cwd=ROOT).returncode == 0
+
+
+def test_kwargs_great_expectations_rejects(project: Path) -> None:
+    from mesh_platform.checks.validate import expectation_kwargs_problems
+
+    def change(d):
+        d["products"][0]["expectations"][1]["kwargs"] = {"column": "daily_capacity", "min_value": "lots"}
+
+    _edit(project, "pharmacy", change)
+    (problem,) = expectation_kwargs_problems(Mesh.load(MeshProject.discover(project)))
+    assert problem.rule == "expectation-kwargs"
+    assert (problem.file, problem.field) == ("domains/pharmacy/domain.yaml", "products[0].expectations[1].kwargs")

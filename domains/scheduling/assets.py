@@ -6,8 +6,10 @@ retried runs add nothing), quarantines malformed lines with file and line, and r
 in the same transaction as their events: a run that dies mid-batch leaves nothing half-ingested.
 """
 
+from typing import Any
+
 from mesh_platform.ingest import classify, ensure_quarantine, read_lines
-from mesh_platform.sdk import AssetContext, Ingested, internal, product
+from mesh_platform.sdk import AssetContext, Ingested, internal, product, suite
 
 EVENT_COLUMNS = {
     "event_id": "varchar",
@@ -133,3 +135,14 @@ def appointments(ctx: AssetContext) -> str:
         join history using (appointment_id)
         order by appointment_id
     """
+
+
+@suite("appointments", name="appointment_lifecycle", severity="error")
+def appointment_lifecycle(gx: Any) -> list[Any]:
+    """What the descriptor cannot say: an appointment's history is consistent with itself."""
+    return [
+        gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="updated_at", column_B="booked_at", or_equal=True
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(column="reschedule_count", min_value=0, max_value=10),
+    ]

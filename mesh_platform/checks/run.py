@@ -1,12 +1,14 @@
 """Run a product's contract on its freshly built (unpublished) table.
 
-The schema contract is compared in DuckDB. Expectations run through Great Expectations 1.x on
-a pandas batch of only the columns they name (GX's SQL engine fails on DuckDB, GX #10738).
+The schema contract is compared in DuckDB. Expectations — the descriptor's, one check each, and
+any suite a domain adds in code, one check per suite — run through Great Expectations 1.x on a
+pandas batch of only the columns they name (GX's SQL engine fails on DuckDB, GX #10738).
 Samples of unexpected values of pii columns are masked before they leave this module.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -15,8 +17,9 @@ import duckdb
 
 from mesh_platform.checks.specs import SCHEMA_CHECK
 from mesh_platform.defs.specs import SQL_TYPE_NAMES
-from mesh_platform.descriptor.model import Expectation, Product
+from mesh_platform.descriptor.model import Product
 from mesh_platform.governance.policies import quote
+from mesh_platform.sdk import SuiteFn
 
 SAMPLE_SIZE = 5
 
@@ -38,6 +41,19 @@ class CheckOutcome:
             "severity": self.severity,
             "summary": self.summary,
         }
+
+
+@dataclass
+class CheckPlan:
+    """One asset check: a name, a severity and the GX expectations it evaluates."""
+
+    name: str
+    severity: str
+    expectations: list[Any]
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error"
 
 
 def schema_outcome(con: duckdb.DuckDBPyConnection, relation: str, product: Product) -> CheckOutcome:
@@ -66,100 +82,131 @@ def schema_outcome(con: duckdb.DuckDBPyConnection, relation: str, product: Produ
 
 
 @cache
-def _gx_batch_factory() -> Any:
+def gx_module() -> Any:
     import great_expectations as gx
+
+    return gx
+
+
+@cache
+def _gx_batch_factory() -> Any:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
+    context = gx_module().get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     asset = context.data_sources.add_pandas("mesh").add_dataframe_asset("product")
     return asset.add_batch_definition_whole_dataframe("whole")
 
 
-def _gx_expectation(expectation: Expectation) -> Any:
+def gx_expectation(type_: str, kwargs: dict[str, Any]) -> Any:
+    """Build a GX 1.x expectation; raises GX's own error for kwargs it rejects."""
     from great_expectations.expectations.registry import get_expectation_impl
 
-    return get_expectation_impl(expectation.type)(**expectation.kwargs)
+    return get_expectation_impl(type_)(**kwargs)
+
+
+def plans_for(product: Product, suites: Sequence[SuiteFn] = ()) -> list[CheckPlan]:
+    plans = [
+        CheckPlan(name, e.severity, [gx_expectation(e.type, e.kwargs)]) for name, e in product.named_expectations()
+    ]
+    for suite in suites:
+        plans.append(CheckPlan(suite.check_name, suite.severity, list(suite.fn(gx_module()))))
+    return plans
+
+
+def _columns_of(expectation: Any) -> list[str]:
+    names = [getattr(expectation, a, None) for a in ("column", "column_A", "column_B")]
+    names += list(getattr(expectation, "column_list", None) or [])
+    return [str(n) for n in names if n]
 
 
 def _masked_sample(values: list[Any], masked: bool) -> list[Any]:
     if masked:
         return [f"<pii masked: {len(values)} value(s)>"] if values else []
-    return [v if isinstance(v, (int, float, bool)) or v is None else str(v) for v in values[:SAMPLE_SIZE]]
-
-
-def expectation_outcomes(con: duckdb.DuckDBPyConnection, relation: str, product: Product) -> list[CheckOutcome]:
-    if not product.expectations:
-        return []
-    needed = sorted({c for e in product.expectations for c in e.columns} or {product.columns[0].name})
-    frame = con.execute(f"select {', '.join(quote(c) for c in needed)} from {relation}").df()
-    batch = _gx_batch_factory().get_batch(batch_parameters={"dataframe": frame})
-    pii = {c.name for c in product.columns if c.classification == "pii"}
-    outcomes = []
-    for expectation in product.expectations:
-        blocking = expectation.severity == "error"
-        try:
-            result = batch.validate(_gx_expectation(expectation), result_format="SUMMARY")
-        except Exception as exc:  # a GX error is a failed check, reported, not a crash
-            outcomes.append(
-                CheckOutcome(
-                    expectation.check_name,
-                    False,
-                    blocking,
-                    expectation.severity,
-                    {"error": str(exc)},
-                    f"{expectation.type} could not run: {exc}",
-                )
-            )
-            continue
-        detail = result.result or {}
-        masked = any(c in pii for c in expectation.columns)
-        observed = detail.get("observed_value")
-        metadata = {
-            "expectation": expectation.type,
-            "success": bool(result.success),
-            "observed_value": "<pii masked>" if masked and observed is not None else _jsonable(observed),
-            "element_count": detail.get("element_count"),
-            "unexpected_count": detail.get("unexpected_count"),
-            "unexpected_percent": _round(detail.get("unexpected_percent")),
-            "partial_unexpected_list": _masked_sample(list(detail.get("partial_unexpected_list") or []), masked),
-        }
-        metadata = {k: v for k, v in metadata.items() if v is not None}
-        observed_text = metadata.get("observed_value", metadata.get("unexpected_count"))
-        summary = f"{expectation.type}: {'passed' if result.success else 'failed'} (observed {observed_text}"
-        if "unexpected_count" in metadata:
-            summary += f", {metadata['unexpected_count']} unexpected, {metadata.get('unexpected_percent')}%"
-        outcomes.append(
-            CheckOutcome(
-                expectation.check_name, bool(result.success), blocking, expectation.severity, metadata, summary + ")"
-            )
-        )
-    return outcomes
-
-
-def _round(value: Any) -> Any:
-    return round(float(value), 4) if value is not None else None
+    return [v if isinstance(v, int | float | bool) or v is None else str(v) for v in values[:SAMPLE_SIZE]]
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (int, float, bool, str)):
+    if value is None or isinstance(value, int | float | bool | str):
         return value
     return str(value)
 
 
-def run_contract(con: duckdb.DuckDBPyConnection, relation: str, product: Product) -> list[CheckOutcome]:
+def _describe(expectation: Any, result: Any, pii: set[str]) -> tuple[dict[str, Any], str]:
+    detail = result.result or {}
+    masked = any(c in pii for c in _columns_of(expectation))
+    observed = detail.get("observed_value")
+    percent = detail.get("unexpected_percent")
+    metadata = {
+        "expectation": expectation.expectation_type,
+        "success": bool(result.success),
+        "observed_value": "<pii masked>" if masked and observed is not None else _jsonable(observed),
+        "element_count": detail.get("element_count"),
+        "unexpected_count": detail.get("unexpected_count"),
+        "unexpected_percent": round(float(percent), 4) if percent is not None else None,
+        "partial_unexpected_list": _masked_sample(list(detail.get("partial_unexpected_list") or []), masked),
+    }
+    metadata = {k: v for k, v in metadata.items() if v is not None}
+    observed_text = metadata.get("observed_value", metadata.get("unexpected_count"))
+    summary = f"{expectation.expectation_type}: {'passed' if result.success else 'failed'} (observed {observed_text}"
+    if "unexpected_count" in metadata:
+        summary += f", {metadata['unexpected_count']} unexpected, {metadata.get('unexpected_percent')}%"
+    return metadata, summary + ")"
+
+
+def _run_plan(batch: Any, plan: CheckPlan, pii: set[str]) -> CheckOutcome:
+    described = []
+    for expectation in plan.expectations:
+        try:
+            result = batch.validate(expectation, result_format="SUMMARY")
+        except Exception as exc:  # a GX error is a failed check, reported, not a crash
+            described.append(
+                (
+                    {"expectation": expectation.expectation_type, "success": False, "error": str(exc)},
+                    f"{expectation.expectation_type} could not run: {exc}",
+                )
+            )
+            continue
+        described.append(_describe(expectation, result, pii))
+    passed = all(m["success"] for m, _ in described)
+    if len(described) == 1:
+        metadata, summary = described[0]
+    else:
+        metadata = {"expectations": [m for m, _ in described], "failed": sum(not m["success"] for m, _ in described)}
+        summary = "; ".join(s for m, s in described if not m["success"]) or f"{len(described)} expectations passed"
+    return CheckOutcome(plan.name, passed, plan.blocking, plan.severity, metadata, summary)
+
+
+def expectation_outcomes(
+    con: duckdb.DuckDBPyConnection, relation: str, product: Product, plans: list[CheckPlan]
+) -> list[CheckOutcome]:
+    if not plans:
+        return []
+    declared = [c.name for c in product.columns]
+    wanted = {c for p in plans for e in p.expectations for c in _columns_of(e)}
+    needed = [c for c in declared if c in wanted] or declared[:1]
+    frame = con.execute(f"select {', '.join(quote(c) for c in needed)} from {relation}").df()
+    batch = _gx_batch_factory().get_batch(batch_parameters={"dataframe": frame})
+    pii = {c.name for c in product.columns if c.classification == "pii"}
+    return [_run_plan(batch, plan, pii) for plan in plans]
+
+
+def run_contract(
+    con: duckdb.DuckDBPyConnection, relation: str, product: Product, suites: Sequence[SuiteFn] = ()
+) -> list[CheckOutcome]:
     schema = schema_outcome(con, relation, product)
+    plans = plans_for(product, suites)
     if not schema.passed:
         skipped = [
             CheckOutcome(
-                e.check_name,
+                p.name,
                 False,
-                e.severity == "error",
-                e.severity,
+                p.blocking,
+                p.severity,
                 {"skipped": "schema drift"},
-                f"{e.type}: not run, the schema contract failed",
+                f"{p.name}: not run, the schema contract failed",
             )
-            for e in product.expectations
+            for p in plans
         ]
         return [schema, *skipped]
-    return [schema, *expectation_outcomes(con, relation, product)]
+    return [schema, *expectation_outcomes(con, relation, product, plans)]

@@ -5,14 +5,17 @@ What a check asserts (the descriptor) is kept apart from how it runs (`checks.ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.sdk import SuiteFn
 
 SCHEMA_CHECK = "schema_contract"
 
 
-def check_specs(descriptor: Descriptor, product: Product) -> list[dg.AssetCheckSpec]:
+def check_specs(descriptor: Descriptor, product: Product, suites: Sequence[SuiteFn] = ()) -> list[dg.AssetCheckSpec]:
     key = dg.AssetKey([descriptor.domain, product.name])
     specs = [
         dg.AssetCheckSpec(
@@ -22,15 +25,25 @@ def check_specs(descriptor: Descriptor, product: Product) -> list[dg.AssetCheckS
             description="Declared columns and types match what was built (missing, extra, retyped).",
         )
     ]
-    for expectation in product.expectations:
+    for check_name, expectation in product.named_expectations():
         specs.append(
             dg.AssetCheckSpec(
-                expectation.check_name,
+                check_name,
                 asset=key,
                 blocking=expectation.severity == "error",
                 description=f"Great Expectations: {expectation.type}({_kwargs(expectation.kwargs)}); "
                 f"severity {expectation.severity}",
                 metadata={"mesh/expectation": expectation.type, "mesh/severity": expectation.severity},
+            )
+        )
+    for suite in suites:
+        specs.append(
+            dg.AssetCheckSpec(
+                suite.check_name,
+                asset=key,
+                blocking=suite.severity == "error",
+                description=f"Great Expectations suite {suite.name!r} (domain code); severity {suite.severity}",
+                metadata={"mesh/severity": suite.severity},
             )
         )
     return specs

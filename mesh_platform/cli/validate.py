@@ -9,10 +9,11 @@ from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 
 
 def collect_problems() -> tuple[list[str], list[Problem]]:
+    from mesh_platform.checks.validate import expectation_kwargs_problems
     from mesh_platform.defs.domain import build_domain
 
     mesh = load_mesh()
-    problems = list(mesh.problems)
+    problems = list(mesh.problems) + expectation_kwargs_problems(mesh)
     for domain in mesh.descriptors:
         if mesh.problems_for(domain):
             continue

@@ -9,7 +9,7 @@ platform creates the governed views those sources read; after it, each product i
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from mesh_platform.descriptor.problems import Problem
 from mesh_platform.governance.read import audit, authorize, create_governed_view
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
+from mesh_platform.sdk import SuiteFn
 from mesh_platform.warehouse import open_warehouse, pool_for
 
 MANIFEST = Path("target") / "manifest.json"
@@ -112,7 +113,32 @@ def _blocking_failure(event: object) -> bool:
     return isinstance(event, dg.AssetCheckResult) and not event.passed and event.severity == dg.AssetCheckSeverity.ERROR
 
 
-def build_dbt_assets(descriptor: Descriptor, project: MeshProject, manifest: dict[str, Any]) -> dg.AssetsDefinition:
+def product_upstreams(manifest: Mapping[str, Any], products: set[str]) -> dict[str, set[str]]:
+    """For each product model, the other product models of this project it is built from."""
+    nodes = manifest.get("nodes", {})
+    by_id = {uid: n["name"] for uid, n in nodes.items() if n["resource_type"] == "model"}
+    result = {}
+    for uid, name in by_id.items():
+        if name not in products:
+            continue
+        seen, stack = set(), list(nodes[uid]["depends_on"]["nodes"])
+        while stack:
+            parent = stack.pop()
+            if parent in seen or parent not in by_id:
+                continue
+            seen.add(parent)
+            stack.extend(nodes[parent]["depends_on"]["nodes"])
+        result[name] = {by_id[p] for p in seen} & products
+    return result
+
+
+def build_dbt_assets(
+    descriptor: Descriptor,
+    project: MeshProject,
+    manifest: dict[str, Any],
+    suites: Mapping[str, Sequence[SuiteFn]] | None = None,
+) -> dg.AssetsDefinition:
+    suites = suites or {}
     domain = descriptor.domain
     translator = MeshDbtTranslator(descriptor)
     specs, dbt_check_specs = build_dbt_specs(
@@ -129,7 +155,8 @@ def build_dbt_assets(descriptor: Descriptor, project: MeshProject, manifest: dic
         for p in descriptor.products
         if any(s.key.path == [domain, p.name] for s in specs)
     }
-    mesh_checks = [c for p in product_keys.values() for c in check_specs(descriptor, p)]
+    mesh_checks = [c for p in product_keys.values() for c in check_specs(descriptor, p, suites.get(p.name, ()))]
+    upstream_products = product_upstreams(manifest, {p.name for p in product_keys.values()})
     resource_key = dbt_resource_key(domain)
     consumed = [s for s in manifest.get("sources", {}).values() if s["source_name"] != domain]
 
@@ -169,13 +196,26 @@ def build_dbt_assets(descriptor: Descriptor, project: MeshProject, manifest: dic
             if key in product_keys and _blocking_failure(event):
                 dbt_blockers.setdefault(key, []).append(f"dbt test {event.check_name} failed")
             yield event
-        failures = []
+        failures, failed_names = [], set()
+        order = sorted(held, key=lambda k: len(upstream_products.get(product_keys[k].name, ())))
         with open_warehouse(home, domain) as con:
-            for key, output in held.items():
-                product = product_keys[key]
+            for key in order:
+                output, product = held[key], product_keys[key]
+                blockers = list(dbt_blockers.get(key, []))
+                blockers += [
+                    f"built from {domain}.{up}, which failed its blocking checks"
+                    for up in sorted(upstream_products.get(product.name, set()) & failed_names)
+                ]
                 try:
                     result = audit_and_publish(
-                        con, mesh, descriptor, product, f'main."{product.name}"', run_id, dbt_blockers.get(key)
+                        con,
+                        mesh,
+                        descriptor,
+                        product,
+                        f'main."{product.name}"',
+                        run_id,
+                        blockers,
+                        suites.get(product.name, ()),
                     )
                 except Exception as exc:
                     record_error(mesh, domain, product.name, run_id, exc)
@@ -183,6 +223,7 @@ def build_dbt_assets(descriptor: Descriptor, project: MeshProject, manifest: dic
                 if result.published is None:
                     yield from result.check_results(key)
                     failures.append(result)
+                    failed_names.add(product.name)
                     continue
                 yield dg.Output(
                     value=output.value,

@@ -17,7 +17,7 @@ import dagster as dg
 from mesh_platform.defs.python_assets import build_python_asset
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 from mesh_platform.mesh import Mesh
-from mesh_platform.sdk import AssetFn
+from mesh_platform.sdk import AssetFn, SuiteFn
 
 DOMAIN_PACKAGE = "mesh_domains"
 
@@ -57,6 +57,14 @@ def _asset_fns(module: ModuleType | None) -> list[AssetFn]:
     return [v for v in vars(module).values() if isinstance(v, AssetFn)]
 
 
+def _suites(module: ModuleType | None) -> dict[str, list[SuiteFn]]:
+    suites: dict[str, list[SuiteFn]] = {}
+    for value in vars(module).values() if module is not None else ():
+        if isinstance(value, SuiteFn):
+            suites.setdefault(value.product, []).append(value)
+    return suites
+
+
 def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     problems = list(mesh.problems_for(domain))
     descriptor = mesh.descriptors.get(domain)
@@ -66,7 +74,8 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     code_file = mesh.project.rel(mesh.project.domain_dir(domain) / "assets.py")
     parts = DomainParts(domain)
     try:
-        fns = _asset_fns(_import_domain_code(mesh, domain))
+        module = _import_domain_code(mesh, domain)
+        fns, suites = _asset_fns(module), _suites(module)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(exc)).strip()
         raise MeshDefinitionError([Problem(code_file, "", "domain-code-imports", detail, domain=domain)]) from exc
@@ -95,7 +104,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                 )
             )
             continue
-        parts.assets.append(build_python_asset(fn, descriptor, mesh.project))
+        parts.assets.append(build_python_asset(fn, descriptor, mesh.project, suites.get(fn.name, ())))
         built.add(fn.name)
 
     if mesh.project.dbt_project_dir(domain) is not None:
@@ -113,10 +122,20 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         except (OSError, ValueError) as exc:
             raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
         problems += dbt_problems(manifest, descriptor, file)
-        parts.assets.append(build_dbt_assets(descriptor, mesh.project, manifest))
+        parts.assets.append(build_dbt_assets(descriptor, mesh.project, manifest, suites))
         parts.resources[dbt_resource_key(domain)] = dbt_resource(mesh.project, domain)
         built |= {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
 
+    for name in sorted(set(suites) - {p.name for p in descriptor.products}):
+        problems.append(
+            Problem(
+                code_file,
+                name,
+                "suite-product",
+                f"@suite for {name!r}, which is not a product declared in {file}",
+                domain=domain,
+            )
+        )
     for i, product in enumerate(descriptor.products):
         if product.name not in built:
             problems.append(

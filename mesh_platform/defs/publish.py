@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ import duckdb
 from mesh_platform.checks.run import CheckOutcome, run_contract
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.mesh import Mesh
+from mesh_platform.sdk import SuiteFn
 from mesh_platform.store import ProductStore, Published
 
 # Dagster retries a step only for transient trouble (a DuckDB lock, an I/O error): bad data and
@@ -71,12 +73,17 @@ def audit_and_publish(
     relation: str,
     run_id: str | None,
     extra_blockers: list[str] | None = None,
+    suites: Sequence[SuiteFn] = (),
 ) -> Audit:
     ref = f"{descriptor.domain}.{product.name}"
-    audit = Audit(ref, run_contract(con, relation, product), extra_blockers=list(extra_blockers or []))
+    outcomes = [] if extra_blockers else run_contract(con, relation, product, suites)
+    audit = Audit(ref, outcomes, extra_blockers=list(extra_blockers or []))
     store = ProductStore(mesh.project.home)
+    rejected = None
     if not audit.blockers:
         audit.published = store.publish(con, descriptor.domain, product.name, relation, run_id)
+    else:
+        rejected = store.reject(con, descriptor.domain, product.name, relation, run_id)
     store.record_status(
         descriptor.domain,
         product.name,
@@ -87,6 +94,7 @@ def audit_and_publish(
             "version": audit.published.version if audit.published else None,
             "checks": [o.as_dict() for o in audit.outcomes],
             "blockers": audit.blockers,
+            "rejected_path": rejected,
         },
     )
     return audit

@@ -1,6 +1,6 @@
 """Dagster assets from a domain's `@product` / `@internal` functions."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dagster as dg
@@ -20,7 +20,7 @@ from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.governance.policies import quote
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
-from mesh_platform.sdk import AssetContext, AssetFn, Ingested
+from mesh_platform.sdk import AssetContext, AssetFn, Ingested, SuiteFn
 from mesh_platform.warehouse import open_warehouse, pool_for
 
 
@@ -49,12 +49,14 @@ def _ingested_metadata(result: Ingested) -> dict[str, Any]:
     }
 
 
-def build_python_asset(asset_fn: AssetFn, descriptor: Descriptor, project: MeshProject) -> dg.AssetsDefinition:
+def build_python_asset(
+    asset_fn: AssetFn, descriptor: Descriptor, project: MeshProject, suites: Sequence[SuiteFn] = ()
+) -> dg.AssetsDefinition:
     domain = descriptor.domain
     product = descriptor.product(asset_fn.name) if asset_fn.role == "product" else None
     if product is not None:
         attributes = product_attributes(descriptor, product, "python")
-        checks = check_specs(descriptor, product)
+        checks = check_specs(descriptor, product, suites)
     else:
         attributes = internal_attributes(descriptor, asset_fn.name, asset_fn.description, "python")
         checks = []
@@ -88,7 +90,7 @@ def build_python_asset(asset_fn: AssetFn, descriptor: Descriptor, project: MeshP
                     metadata["mesh/governed_reads"] = dg.MetadataValue.json(ctx.governed_reads)
                 yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
                 return
-            audit = audit_and_publish(con, mesh, descriptor, product, relation, run_id)
+            audit = audit_and_publish(con, mesh, descriptor, product, relation, run_id, suites=suites)
         if audit.published is None:
             yield from audit.check_results(spec.key)
             raise audit.failure()

@@ -140,6 +140,16 @@ class Product(_Strict):
         assert match
         return int(match.group(1)) * {"m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
+    def named_expectations(self) -> list[tuple[str, Expectation]]:
+        """Each expectation with its asset-check name, unique within the product (`__2` on repeats)."""
+        seen: dict[str, int] = {}
+        named = []
+        for expectation in self.expectations:
+            base = expectation.check_name
+            seen[base] = seen.get(base, 0) + 1
+            named.append((base if seen[base] == 1 else f"{base}__{seen[base]}", expectation))
+        return named
+
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
 

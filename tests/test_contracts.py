@@ -1,0 +1,140 @@
+"""Contracts as checks: write-audit-publish, warn vs error, schema drift, no pii in samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import copy_project, mesh_env, run_mesh_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _edit(root: Path, domain: str, change) -> None:
+    path = root / "domains" / domain / "domain.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _mesh(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    root, home = copy_project(tmp_path / "project"), tmp_path / "home"
+    env = mesh_env(root, home)
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    return root, home, env
+
+
+def _current(home: Path, ref: str) -> dict:
+    domain, product = ref.split(".")
+    return json.loads((home / "products" / domain / product / "current.json").read_text())
+
+
+def _status(home: Path, ref: str) -> dict:
+    domain, product = ref.split(".")
+    return json.loads((home / "products" / domain / product / "status.json").read_text())
+
+
+def test_failed_blocking_check_keeps_published_version_and_stops_downstream(tmp_path: Path) -> None:
+    root, home, env = _mesh(tmp_path)
+    run_mesh_cli("run", "--domain", "pharmacy", env=env, cwd=root, check=True)
+    before = _current(home, "pharmacy.sites")
+    stock_before = _current(home, "pharmacy.vaccine_stock")
+
+    def change(d):
+        d["products"][0]["expectations"][1]["kwargs"]["max_value"] = 50  # daily capacity goes to 400
+        d["products"][1]["expectations"].append(
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "manufacturer", "value_set": ["Moderna"]},
+                "severity": "warn",
+            }
+        )
+
+    _edit(root, "pharmacy", change)
+    proc = run_mesh_cli("run", "--domain", "pharmacy", "--domain", "site_operations", env=env, cwd=root)
+    assert proc.returncode == 1
+    assert "pharmacy.sites was not published" in proc.stderr
+    assert "column_values_to_be_between__daily_capacity" in proc.stderr
+    assert "unexpected" in proc.stderr  # the observed failure, not just a name
+    assert "site_operations: skipped" in proc.stderr
+
+    # consumers keep reading the last good version; the failed one stays inspectable
+    assert _current(home, "pharmacy.sites") == before
+    status = _status(home, "pharmacy.sites")
+    assert status["status"] == "failed_checks"
+    assert Path(status["rejected_path"]).exists()
+    rows = json.loads(
+        run_mesh_cli(
+            "read", "pharmacy.sites", "--as", "site_operations", "--limit", "0", "--json", env=env, cwd=root, check=True
+        ).stdout
+    )
+    assert len(rows) == before["rows"]
+
+    # a warn expectation reports but does not block
+    stock = _status(home, "pharmacy.vaccine_stock")
+    assert stock["status"] == "published"
+    assert _current(home, "pharmacy.vaccine_stock")["version"] != stock_before["version"]
+    warn = [c for c in stock["checks"] if c["name"] == "column_values_to_be_in_set__manufacturer"]
+    assert warn and warn[0]["passed"] is False and warn[0]["blocking"] is False
+
+
+def test_schema_drift_fails_with_a_diff_naming_each_column(tmp_path: Path) -> None:
+    root, home, env = _mesh(tmp_path)
+
+    def change(d):
+        columns = d["products"][0]["columns"]
+        d["products"][0]["columns"] = [c for c in columns if c["name"] != "opened_on"]
+        next(c for c in columns if c["name"] == "daily_capacity")["type"] = "bigint"
+        d["products"][0]["columns"].append(
+            {"name": "region", "type": "string", "description": "Sales region", "classification": "public"}
+        )
+
+    _edit(root, "pharmacy", change)
+    proc = run_mesh_cli("run", "--domain", "pharmacy", env=env, cwd=root)
+    assert proc.returncode == 1
+    blockers = " ".join(_status(home, "pharmacy.sites")["blockers"])
+    assert "- region (VARCHAR) missing" in blockers
+    assert "+ opened_on (DATE) not declared" in blockers
+    assert "~ daily_capacity: declared BIGINT, built INTEGER" in blockers
+    assert not (home / "products" / "pharmacy" / "sites" / "current.json").exists()
+
+
+def test_check_samples_never_show_raw_pii(tmp_path: Path) -> None:
+    root, home, env = _mesh(tmp_path)
+
+    def change(d):
+        d["products"][0]["expectations"] += [
+            {
+                "type": "expect_column_values_to_match_regex",
+                "kwargs": {"column": "email", "regex": "^nobody$"},
+                "severity": "warn",
+            },
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "last_name", "value_set": ["X"]},
+                "severity": "warn",
+            },
+        ]
+
+    _edit(root, "patients", change)
+    proc = run_mesh_cli("run", "--domain", "patients", env=env, cwd=root, check=True)
+    status = _status(home, "patients.patient_accounts")
+    failed = {c["name"] for c in status["checks"] if not c["passed"]}
+    assert {"column_values_to_match_regex__email__2", "column_values_to_be_in_set__last_name"} <= failed
+
+    from dagster import DagsterInstance
+
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    run_ids = [r.run_id for r in instance.get_runs()]
+    events = "".join(str(r.event_log_entry) for run_id in run_ids for r in instance.get_records_for_run(run_id).records)
+    emails = {line.split('","')[3] for line in (home / "sources/patients/patients.csv").read_text().splitlines()[1:]}
+    last_names = {
+        line.split('","')[2] for line in (home / "sources/patients/patients.csv").read_text().splitlines()[1:]
+    }
+    assert "<pii masked" in events
+    for haystack in (events, json.dumps(status), proc.stdout, proc.stderr):
+        assert not any(e in haystack for e in emails)
+        assert not any(f"'{n}'" in haystack or f'"{n}"' in haystack for n in last_names)
