@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mesh_platform.mesh import Mesh
 from mesh_platform.warehouse import open_warehouse
 
 
-def quarantined(mesh: Mesh, ref: str | None = None) -> list[dict[str, Any]]:
+def _pii_columns(mesh: Mesh, domain: str) -> set[str]:
+    descriptor = mesh.descriptors.get(domain)
+    products = descriptor.products if descriptor else []
+    return {c.name for p in products for c in p.columns if c.classification == "pii"}
+
+
+def _mask(record: str, pii: set[str]) -> str:
+    values = json.loads(record)
+    if isinstance(values, dict):
+        values = {k: ("<pii masked>" if k in pii and v is not None else v) for k, v in values.items()}
+    return json.dumps(values)
+
+
+def quarantined(mesh: Mesh, ref: str | None = None, reader: str | None = None) -> list[dict[str, Any]]:
+    """Quarantined records; fields that are pii in the domain's products are masked unless the
+    reader is the owning domain (quarantine holds raw source records)."""
     domains = mesh.project.domain_names()
     if ref:
         mesh.product(ref)  # KeyError if unknown
@@ -28,7 +44,9 @@ def quarantined(mesh: Mesh, ref: str | None = None) -> list[dict[str, Any]]:
                 "select asset, source_file, source_line, reason, cast(record as varchar), run_id "
                 "from quarantine.records order by source_file, source_line"
             )
+            pii = set() if reader == domain else _pii_columns(mesh, domain)
             for asset, file, line, reason, record, run_id in cursor.fetchall():
+                record = _mask(record, pii) if pii else record
                 records.append(
                     {
                         "domain": domain,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from mesh_platform.cli import (
+    audit,
     lineage,
     prepare,
     products,
@@ -21,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (seed, run, validate, products, read, lineage, quarantine, prepare):
+for module in (seed, run, validate, products, read, lineage, quarantine, audit, prepare):
     module.register(app)
 
 

@@ -11,13 +11,14 @@ from mesh_platform.quarantine import quarantined
 
 def quarantine(
     ref: str = typer.Argument(None, metavar="[DOMAIN.PRODUCT]"),
+    as_: str = typer.Option(None, "--as", help="Read as this domain: its owner sees pii fields unmasked."),
     as_json: bool = typer.Option(False, "--json"),
     limit: int = typer.Option(50, "--limit", help="Rows to show in the table (JSON lists all)."),
 ) -> None:
     """List quarantined records (all, or those held back from one product)."""
     mesh = load_mesh()
     try:
-        records = quarantined(mesh, ref)
+        records = quarantined(mesh, ref, as_)
     except KeyError as exc:
         fail(str(exc).strip('"'))
     if as_json:

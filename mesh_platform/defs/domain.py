@@ -9,13 +9,14 @@ from __future__ import annotations
 import importlib.util
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 
 import dagster as dg
 
 from mesh_platform.defs.python_assets import build_python_asset
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
+from mesh_platform.governance.bypass import dbt_bypasses, python_bypasses
 from mesh_platform.mesh import Mesh
 from mesh_platform.sdk import AssetFn, SuiteFn
 
@@ -40,6 +41,8 @@ def _import_domain_code(mesh: Mesh, domain: str) -> ModuleType | None:
         package.__path__ = []
         sys.modules[DOMAIN_PACKAGE] = package
     name = f"{DOMAIN_PACKAGE}.{domain}"
+    for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        del sys.modules[loaded]  # always the code on disk now, not an earlier import
     init = folder / "__init__.py"
     spec = importlib.util.spec_from_file_location(
         name, init if init.exists() else folder / "assets.py", submodule_search_locations=[str(folder)]
@@ -80,6 +83,8 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         detail = "".join(traceback.format_exception_only(exc)).strip()
         raise MeshDefinitionError([Problem(code_file, "", "domain-code-imports", detail, domain=domain)]) from exc
 
+    others = set(mesh.project.domain_names()) - {domain}
+    problems += python_bypasses(mesh.project.domain_dir(domain) / "assets.py", code_file, domain, others)
     built: set[str] = set()
     for fn in fns:
         for ref in fn.reads:
@@ -122,6 +127,10 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         except (OSError, ValueError) as exc:
             raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
         problems += dbt_problems(manifest, descriptor, file)
+        problems += [
+            replace(p, file=mesh.project.rel(mesh.project.dbt_project_dir(domain) / p.file))  # type: ignore[operator]
+            for p in dbt_bypasses(manifest, domain, others, file)
+        ]
         parts.assets.append(build_dbt_assets(descriptor, mesh.project, manifest, suites))
         parts.resources[dbt_resource_key(domain)] = dbt_resource(mesh.project, domain)
         built |= {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
