@@ -1,8 +1,8 @@
 """Run a product's contract on its freshly built (unpublished) table.
 
 The schema contract is compared in DuckDB. Expectations — the descriptor's, one check each, and
-any suite a domain adds in code, one check per suite — run through Great Expectations 1.x on a
-pandas batch of only the columns they name (GX's SQL engine fails on DuckDB, GX #10738).
+any suite a domain adds in code, one check per suite — run through Great Expectations 1.x's SQL
+engine inside DuckDB (`gx_duckdb`, which fixes GX #10738), so no table is loaded into memory.
 Samples of unexpected values of pii columns are masked before they leave this module.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from mesh_platform.checks.gx_duckdb import duckdb_batch
 from mesh_platform.checks.specs import SCHEMA_CHECK
 from mesh_platform.defs.specs import SQL_TYPE_NAMES
 from mesh_platform.descriptor.model import Product
@@ -86,16 +87,6 @@ def gx_module() -> Any:
     import great_expectations as gx
 
     return gx
-
-
-@cache
-def _gx_batch_factory() -> Any:
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx_module().get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    asset = context.data_sources.add_pandas("mesh").add_dataframe_asset("product")
-    return asset.add_batch_definition_whole_dataframe("whole")
 
 
 def gx_expectation(type_: str, kwargs: dict[str, Any]) -> Any:
@@ -178,23 +169,20 @@ def _run_plan(batch: Any, plan: CheckPlan, pii: set[str]) -> CheckOutcome:
 
 
 def expectation_outcomes(
-    con: duckdb.DuckDBPyConnection, relation: str, product: Product, plans: list[CheckPlan]
+    con: duckdb.DuckDBPyConnection, table: str, product: Product, plans: list[CheckPlan]
 ) -> list[CheckOutcome]:
     if not plans:
         return []
-    declared = [c.name for c in product.columns]
-    wanted = {c for p in plans for e in p.expectations for c in _columns_of(e)}
-    needed = [c for c in declared if c in wanted] or declared[:1]
-    frame = con.execute(f"select {', '.join(quote(c) for c in needed)} from {relation}").df()
-    batch = _gx_batch_factory().get_batch(batch_parameters={"dataframe": frame})
+    batch = duckdb_batch(con, table)
     pii = {c.name for c in product.columns if c.classification == "pii"}
     return [_run_plan(batch, plan, pii) for plan in plans]
 
 
 def run_contract(
-    con: duckdb.DuckDBPyConnection, relation: str, product: Product, suites: Sequence[SuiteFn] = ()
+    con: duckdb.DuckDBPyConnection, product: Product, suites: Sequence[SuiteFn] = ()
 ) -> list[CheckOutcome]:
-    schema = schema_outcome(con, relation, product)
+    """The product's checks on its freshly built table `main.<product>` (not yet published)."""
+    schema = schema_outcome(con, f"main.{quote(product.name)}", product)
     plans = plans_for(product, suites)
     if not schema.passed:
         skipped = [
@@ -209,4 +197,4 @@ def run_contract(
             for p in plans
         ]
         return [schema, *skipped]
-    return [schema, *expectation_outcomes(con, relation, product, plans)]
+    return [schema, *expectation_outcomes(con, product.name, product, plans)]

@@ -76,7 +76,7 @@ def audit_and_publish(
     suites: Sequence[SuiteFn] = (),
 ) -> Audit:
     ref = f"{descriptor.domain}.{product.name}"
-    outcomes = [] if extra_blockers else run_contract(con, relation, product, suites)
+    outcomes = [] if extra_blockers else run_contract(con, product, suites)
     audit = Audit(ref, outcomes, extra_blockers=list(extra_blockers or []))
     store = ProductStore(mesh.project.home)
     rejected = None
