@@ -1,0 +1,1 @@
+"""Benchmarks: what the platform costs against raw DuckDB. `python -m bench [--quick]`."""

@@ -1,0 +1,143 @@
+"""`python -m bench [--quick]`: the mesh against plain DuckDB, checks against SQL, load time, memory.
+
+Writes bench/results/latest.json, latest.md and latest.png. Measures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import baseline, checks, load
+from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshProject
+
+RESULTS = Path(__file__).with_name("results")
+MESH = str(Path(sys.executable).with_name("mesh"))
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB, the process and its children) of a command."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read().decode()[-3000:] if proc.stderr else ''}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def mesh_vs_duckdb(scales: list[float], work: Path) -> dict[str, dict[str, float]]:
+    root = MeshProject.discover().root
+    out = {}
+    for scale in scales:
+        home = work / f"scale-{scale}"
+        env = {**os.environ, "MESH_HOME": str(home), "MESH_PROJECT_DIR": str(root)}
+        env.pop("DAGSTER_HOME", None)
+        subprocess.run([MESH, "seed", "--scale", str(scale)], env=env, cwd=root, check=True, capture_output=True)
+        mesh_s, rss = timed([MESH, "run"], env, root)
+        os.environ["MESH_HOME"] = str(home)
+        mesh = Mesh.load(MeshProject.discover(root))
+        manifests = baseline.prepare(mesh, work / f"baseline-{scale}")
+        duck_s = baseline.run(mesh, work / f"baseline-{scale}", manifests)
+        rows = json.loads((home / "sources" / "defects.json").read_text())["totals"]["rows"]
+        out[str(scale)] = {
+            "source_rows": rows,
+            "mesh_s": round(mesh_s, 2),
+            "duckdb_s": round(duck_s, 2),
+            "ratio": round(mesh_s / duck_s, 2),
+            "peak_rss_mb": round(rss),
+        }
+        print(
+            f"scale {scale}: {rows:,} rows, mesh {mesh_s:.1f}s, duckdb {duck_s:.1f}s, "
+            f"ratio {mesh_s / duck_s:.1f}x, peak {rss:.0f} MB",
+            flush=True,
+        )
+        shutil.rmtree(home, ignore_errors=True)
+    return out
+
+
+def write(results: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        f"# Benchmark ({results['mode']}, {results['machine']})",
+        "",
+        "| scale | source rows | mesh run (s) | plain DuckDB (s) | ratio | peak RSS (MB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for scale, r in results["runs"].items():
+        lines.append(
+            f"| {scale} | {r['source_rows']:,} | {r['mesh_s']} | {r['duckdb_s']} | {r['ratio']} | {r['peak_rss_mb']} |"
+        )
+    c = results["checks"]
+    lines += [
+        "",
+        f"Fixed overhead (smallest scale, mesh minus DuckDB): {results['fixed_overhead_s']} s",
+        "",
+        f"Checks of a {c['rows']:,}-row product: GX in DuckDB {c['gx_s']} s vs SQL {c['sql_s']} s "
+        f"(ratio {c['ratio']}), peak RSS {c['peak_rss_mb']} MB",
+        "",
+        "| products | definitions load (s) |",
+        "|---|---|",
+    ]
+    lines += [f"| {n} | {s} |" for n, s in results["load_s"].items()]
+    (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scales = [float(s) for s in results["runs"]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(scales, [r["mesh_s"] for r in results["runs"].values()], "o-", label="mesh run (Dagster + dbt + GX)")
+    ax.plot(scales, [r["duckdb_s"] for r in results["runs"].values()], "s-", label="plain DuckDB, one connection")
+    ax.set_xlabel("scale (1 = ~1M source rows)")
+    ax.set_ylabel("seconds")
+    ax.set_title("Whole-mesh run time against scale")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "latest.png", dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="small scales; under five minutes")
+    parser.add_argument("--scales", type=float, nargs="*", help="override the scales")
+    args = parser.parse_args()
+    scales = args.scales or ([0.05, 0.2] if args.quick else [1, 5, 20])
+    check_rows = 1_000_000 if args.quick else 10_000_000
+    product_counts = [10, 50] if args.quick else [10, 50, 200]
+    with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp:
+        work = Path(tmp)
+        runs = mesh_vs_duckdb(scales, work)
+        check = checks.checks_vs_sql(work / "checks.duckdb", check_rows)
+        print(f"checks: {check}", flush=True)
+        load_s = {str(n): load.load_seconds(n, work / f"load-{n}") for n in product_counts}
+        print(f"definitions load: {load_s}", flush=True)
+    smallest = runs[str(scales[0])]
+    results = {
+        "mode": "quick" if args.quick else "full",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "runs": runs,
+        "ratio_vs_duckdb": {s: r["ratio"] for s, r in runs.items()},
+        "fixed_overhead_s": round(smallest["mesh_s"] - smallest["duckdb_s"], 2),
+        "checks_vs_sql_ratio": check["ratio"],
+        "checks": check,
+        "load_s": load_s,
+        "peak_rss_mb": {s: r["peak_rss_mb"] for s, r in runs.items()},
+    }
+    write(results)
+    print((RESULTS / "latest.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
