@@ -22,13 +22,35 @@ def _mask(record: str, pii: set[str]) -> str:
     return json.dumps(values)
 
 
+def _upstream_assets(mesh: Mesh, ref: str) -> set[str]:
+    """Names of the product's own-domain ancestors: the ingestions whose rejects it was spared."""
+    import dagster as dg
+
+    from mesh_platform.defs.domain import build_domain, definitions_from
+
+    domain, product = ref.split(".", 1)
+    graph = definitions_from([build_domain(mesh, domain)]).resolve_asset_graph()
+    names, stack = set(), [dg.AssetKey([domain, product])]
+    while stack:
+        key = stack.pop()
+        if not graph.has(key):
+            continue
+        for parent in graph.get(key).parent_keys:
+            if parent.path[0] == domain and parent.path[-1] not in names:
+                names.add(parent.path[-1])
+                stack.append(parent)
+    return names
+
+
 def quarantined(mesh: Mesh, ref: str | None = None, reader: str | None = None) -> list[dict[str, Any]]:
     """Quarantined records; fields that are pii in the domain's products are masked unless the
     reader is the owning domain (quarantine holds raw source records)."""
     domains = mesh.project.domain_names()
+    upstream: set[str] | None = None
     if ref:
         mesh.product(ref)  # KeyError if unknown
         domains = [ref.split(".", 1)[0]]
+        upstream = _upstream_assets(mesh, ref)
     records: list[dict[str, Any]] = []
     for domain in domains:
         if not mesh.project.home.warehouse(domain).exists():
@@ -46,6 +68,8 @@ def quarantined(mesh: Mesh, ref: str | None = None, reader: str | None = None) -
             )
             pii = set() if reader == domain else _pii_columns(mesh, domain)
             for asset, file, line, reason, record, run_id in cursor.fetchall():
+                if upstream is not None and asset not in upstream:
+                    continue
                 record = _mask(record, pii) if pii else record
                 records.append(
                     {

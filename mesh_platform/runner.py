@@ -8,10 +8,11 @@ stops its consumers in this invocation (they keep reading the last published ver
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,23 @@ class DomainResult:
 def use_instance_home(mesh: Mesh) -> None:
     mesh.project.home.ensure()
     os.environ["DAGSTER_HOME"] = str(mesh.project.home.dagster_home)
+
+
+@contextlib.contextmanager
+def open_instance(mesh: Mesh) -> Iterator[Any]:
+    """The Dagster instance of MESH_HOME. Its SQLite storage is created on first use; two `mesh run`
+    started at the same moment would both try to create it, so creation holds a file lock."""
+    from dagster import DagsterInstance
+
+    use_instance_home(mesh)
+    with open(mesh.project.home.dagster_home / ".init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = DagsterInstance.get()
+        instance.get_runs(limit=1)
+        instance.event_log_storage.get_latest_materialization_events([])
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    with instance:
+        yield instance
 
 
 def _watch(instance: Any, run_id: str, emit: Callable[[str], None], stop: threading.Event) -> dict[str, float]:
@@ -153,14 +171,11 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
 
 
 def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Callable[[str], None]) -> list[DomainResult]:
-    from dagster import DagsterInstance
-
-    use_instance_home(mesh)
     selected = domains or mesh.project.domain_names()
     ordered = [d for d in mesh.domains if d in selected] + [d for d in selected if d not in mesh.descriptors]
     results: list[DomainResult] = []
     failed: set[str] = set()
-    with DagsterInstance.get() as instance:
+    with open_instance(mesh) as instance:
         for domain in ordered:
             descriptor = mesh.descriptors.get(domain)
             upstream_failed = sorted(descriptor.consumed_domains & failed) if descriptor else []

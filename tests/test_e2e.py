@@ -206,3 +206,11 @@ def test_quarantine_masks_pii_except_for_the_owner(materialized) -> None:
     assert len(masked) == len(owner) > 0
     assert all("@example" not in r["record"] for r in masked)
     assert any("@example" in r["record"] for r in owner)
+
+
+def test_quarantine_is_kept_per_product(materialized) -> None:
+    report = json.loads((materialized.home / "sources" / "defects.json").read_text())
+    injected = sum(d["count"] for d in report["files"]["sources/immunizations/test_results.csv"]["defects"].values())
+    records = json.loads(materialized.mesh("quarantine", "immunizations.test_results", "--json", check=True).stdout)
+    assert {r["asset"] for r in records} == {"raw_test_results"}
+    assert len(records) == injected

@@ -21,6 +21,38 @@ from typing import Any
 
 import duckdb
 
+_REGEX_MODULES = [
+    "great_expectations.expectations.metrics.column_map_metrics.column_values_match_regex",
+    "great_expectations.expectations.metrics.column_map_metrics.column_values_not_match_regex",
+    "great_expectations.expectations.metrics.column_map_metrics.column_values_match_regex_list",
+    "great_expectations.expectations.metrics.column_map_metrics.column_values_not_match_regex_list",
+    "great_expectations.expectations.metrics.column_aggregate_metrics.column_values_match_regex_values",
+    "great_expectations.expectations.metrics.column_aggregate_metrics.column_values_not_match_regex_values",
+]
+
+
+@cache
+def patch_regex() -> None:
+    """GX knows no regex operator for DuckDB; DuckDB's is `regexp_matches(column, pattern)`."""
+    import importlib
+
+    import sqlalchemy as sa
+    from great_expectations.expectations.metrics import util
+
+    original = util.get_dialect_regex_expression
+
+    def regex_expression(column: Any, regex: str, dialect: Any, positive: bool = True) -> Any:
+        expression = original(column, regex, dialect, positive)
+        if expression is None and "duckdb" in str(getattr(dialect, "__name__", dialect)).lower():
+            matches = sa.func.regexp_matches(column, sa.literal(regex))
+            expression = matches if positive else sa.not_(matches)
+        return expression
+
+    for name in _REGEX_MODULES:
+        module = importlib.import_module(name)
+        if hasattr(module, "get_dialect_regex_expression"):
+            module.get_dialect_regex_expression = regex_expression
+
 
 @cache
 def patch_execute_query() -> None:
@@ -40,6 +72,7 @@ def _context() -> Any:
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     patch_execute_query()
+    patch_regex()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     return context

@@ -123,7 +123,20 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _gx_error(result: Any) -> str | None:
+    """GX reports a metric it could not compute in `exception_info` instead of raising."""
+    info = result.exception_info or {}
+    entries = info.values() if info and "raised_exception" not in info else [info]
+    messages = [e.get("exception_message") for e in entries if isinstance(e, dict) and e.get("raised_exception")]
+    return "; ".join(str(m) for m in messages) or None
+
+
 def _describe(expectation: Any, result: Any, pii: set[str]) -> tuple[dict[str, Any], str]:
+    error = _gx_error(result)
+    if error:
+        return {"expectation": expectation.expectation_type, "success": False, "error": error[:500]}, (
+            f"{expectation.expectation_type} could not run: {error[:300]}"
+        )
     detail = result.result or {}
     masked = any(c in pii for c in _columns_of(expectation))
     observed = detail.get("observed_value")

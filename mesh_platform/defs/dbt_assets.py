@@ -7,8 +7,6 @@ platform creates the governed views those sources read; after it, each product i
 """
 
 import json
-import os
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,13 +16,14 @@ from dagster import AssetExecutionContext
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
-    DbtCliResource,
 )
 from dagster_dbt.asset_utils import build_dbt_specs
 
 from mesh_platform.checks.specs import check_specs
+from mesh_platform.defs.dbt_runner import PICKLE, DbtEvents, run_build
 from mesh_platform.defs.publish import (
     TRANSIENT_RETRIES,
+    as_failure,
     audit_and_publish,
     materialization_metadata,
     record_error,
@@ -67,23 +66,11 @@ def load_manifest(project: MeshProject, domain: str) -> dict[str, Any]:
     dbt_dir = project.dbt_project_dir(domain)
     assert dbt_dir is not None
     path = dbt_dir / MANIFEST
-    if not path.exists():
+    if not path.exists() or not (dbt_dir / PICKLE).exists():
         raise FileNotFoundError(
             f"{project.rel(path)} is missing: the dbt manifest is prepared at install time; run `mesh prepare`"
         )
     return json.loads(path.read_text())
-
-
-def dbt_resource_key(domain: str) -> str:
-    return f"dbt_{domain}"
-
-
-def dbt_resource(project: MeshProject, domain: str) -> DbtCliResource:
-    dbt_dir = project.dbt_project_dir(domain)
-    assert dbt_dir is not None
-    # the dbt of this environment, whatever PATH says (the UI and `mesh` may be started without the venv active)
-    dbt = Path(sys.executable).with_name("dbt")
-    return DbtCliResource(project_dir=str(dbt_dir), profiles_dir=str(project.dbt_dir), dbt_executable=str(dbt))
 
 
 def dbt_problems(manifest: Mapping[str, Any], descriptor: Descriptor, file: str) -> list[Problem]:
@@ -157,21 +144,32 @@ def build_dbt_assets(
     }
     mesh_checks = [c for p in product_keys.values() for c in check_specs(descriptor, p, suites.get(p.name, ()))]
     upstream_products = product_upstreams(manifest, {p.name for p in product_keys.values()})
-    resource_key = dbt_resource_key(domain)
     consumed = [s for s in manifest.get("sources", {}).values() if s["source_name"] != domain]
+    model_keys = {s.metadata["dagster_dbt/unique_id"]: s.key for s in specs}
+    test_checks = {c.metadata["dagster_dbt/unique_id"]: c.key for c in dbt_check_specs}
+    names = {s.key: manifest["nodes"][s.metadata["dagster_dbt/unique_id"]]["name"] for s in specs}
+    dbt_dir = project.dbt_project_dir(domain)
+    assert dbt_dir is not None
 
     @dg.multi_asset(
         name=f"{domain}__dbt",
         specs=specs,
         check_specs=[*dbt_check_specs, *mesh_checks],
         can_subset=True,
-        op_tags={"dagster_dbt/select": "fqn:*"},
-        required_resource_keys={resource_key},
         pool=pool_for(domain),
         allow_arbitrary_check_specs=True,
         retry_policy=TRANSIENT_RETRIES,
     )
     def _dbt(context: AssetExecutionContext) -> Iterator[Any]:
+        try:
+            yield from _build(context)
+        except Exception as exc:
+            failure = as_failure(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+
+    def _build(context: AssetExecutionContext) -> Iterator[Any]:
         mesh = Mesh.load(MeshProject.discover(project.root))
         run_id = context.run.run_id
         home = mesh.project.home
@@ -181,12 +179,27 @@ def build_dbt_assets(
                 grant = authorize(mesh, f"{source['source_name']}.{source['name']}", domain)
                 create_governed_view(con, grant, home.masking_key())
                 reads.append(audit(mesh, grant, run_id, via=f"{domain} (dbt)"))
-        os.environ["MESH_DUCKDB_PATH"] = str(home.warehouse(domain))
-        dbt: DbtCliResource = getattr(context.resources, resource_key)
-        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        selected = context.selected_asset_keys
+        outputs = {
+            uid: (key, context.assets_def.get_output_name_for_asset_key(key))
+            for uid, key in model_keys.items()
+            if key in selected
+        }
+        select = None if len(outputs) == len(model_keys) else sorted(names[k] for k, _ in outputs.values())
+        dbt_run = DbtEvents(success=False, errors=[])
         held: dict[dg.AssetKey, dg.Output] = {}
         dbt_blockers: dict[dg.AssetKey, list[str]] = {}
-        for event in invocation.stream():
+        stream = run_build(
+            dbt_dir,
+            mesh.project.dbt_dir,
+            home.warehouse(domain),
+            home.path / "dbt-runs" / run_id,
+            select,
+            outputs,
+            {uid: key for uid, key in test_checks.items() if key in context.selected_asset_check_keys},
+            dbt_run,
+        )
+        for event in stream:
             key = getattr(event, "asset_key", None)
             if isinstance(event, dg.Output):
                 key = context.asset_key_for_output(event.output_name)
@@ -231,14 +244,15 @@ def build_dbt_assets(
                     metadata={**output.metadata, **materialization_metadata(result, [r for r in reads])},
                 )
                 yield from result.check_results(key)
-        for key in product_keys:
-            if key in context.selected_asset_keys and key not in held and not invocation.is_successful():
-                record_error(mesh, domain, product_keys[key].name, run_id, RuntimeError("dbt did not build it"))
+        for key, product in product_keys.items():
+            if key in selected and key not in held:
+                record_error(mesh, domain, product.name, run_id, RuntimeError("; ".join(dbt_run.errors) or "not built"))
         if failures:
             raise failures[0].failure()
-        if not invocation.is_successful():
+        if not dbt_run.success:
             raise dg.Failure(
-                description=f"dbt build failed for domain {domain}; see the dbt logs above", allow_retries=False
+                description=f"dbt build failed for domain {domain}: " + "; ".join(dbt_run.errors)[:2000],
+                allow_retries=False,
             )
 
     return _dbt

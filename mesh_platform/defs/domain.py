@@ -117,8 +117,6 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         from mesh_platform.defs.dbt_assets import (
             build_dbt_assets,
             dbt_problems,
-            dbt_resource,
-            dbt_resource_key,
             load_manifest,
         )
 
@@ -132,7 +130,6 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
             for p in dbt_bypasses(manifest, domain, others, file)
         ]
         parts.assets.append(build_dbt_assets(descriptor, mesh.project, manifest, suites))
-        parts.resources[dbt_resource_key(domain)] = dbt_resource(mesh.project, domain)
         built |= {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
 
     for name in sorted(set(suites) - {p.name for p in descriptor.products}):
