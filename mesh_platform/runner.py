@@ -158,7 +158,11 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
     error = ""
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
-        error = "\n".join(str(e.step_failure_data.error.message).strip() for e in failures if e.step_failure_data)
+        error = "\n".join(
+            str(e.step_failure_data.error.message).strip().removeprefix("dagster._core.definitions.events.Failure: ")
+            for e in failures
+            if e.step_failure_data
+        )
         error += f"\n(tool output: {log_path})"
     return DomainResult(
         domain,
