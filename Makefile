@@ -11,7 +11,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 VENV := .venv
 MESH := $(VENV)/bin/mesh
 
-.PHONY: install demo ui test test-fast lint format clean docs bench
+.PHONY: install demo ui test test-fast lint format clean docs bench screenshot
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -52,6 +52,9 @@ clean:
 
 docs: install  ## regenerate the README's lineage diagram from the code
 	$(VENV)/bin/python -m mesh_platform.readme
+
+screenshot: install  ## docs/lineage.png: the UI's global lineage graph of a small temporary mesh, in Debian's chromium
+	$(VENV)/bin/python -m mesh_platform.ui_screenshot
 
 bench: install  ## benchmarks: mesh vs plain DuckDB at scales 1, 5, 20; `make bench QUICK=1` for the quick mode
 	$(VENV)/bin/python -m bench $(if $(QUICK),--quick,)

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import baseline, checks, load
+from bench import baseline, checks, load, stream
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
 
@@ -90,6 +90,14 @@ def write(results: dict) -> None:
         "|---|---|",
     ]
     lines += [f"| {n} | {s} |" for n, s in results["load_s"].items()]
+    if results.get("stream"):
+        st = results["stream"]
+        lines += [
+            "",
+            f"Stream (scale {st['scale']}, daemon running, {st['batches']} batches every {st['interval_s']} s): "
+            f"landing to published p50 {st['latency_p50_s']} s, p95 {st['latency_p95_s']} s; "
+            f"backlog of {st['backlog_events']:,} events at {st['throughput_events_per_s']} events/s",
+        ]
     (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
     import matplotlib
 
@@ -123,6 +131,8 @@ def main() -> None:
         print(f"checks: {check}", flush=True)
         load_s = {str(n): load.load_seconds(n, work / f"load-{n}") for n in product_counts}
         print(f"definitions load: {load_s}", flush=True)
+        # the micro-batch path with the daemon (issue 5); ~5 min, so not in --quick
+        streaming = None if args.quick else stream.measure(1.0, 50, 2.0, 100, 20, 2000, work)
     smallest = runs[str(scales[0])]
     results = {
         "mode": "quick" if args.quick else "full",
@@ -134,6 +144,7 @@ def main() -> None:
         "checks": check,
         "load_s": load_s,
         "peak_rss_mb": {s: r["peak_rss_mb"] for s, r in runs.items()},
+        "stream": streaming,
     }
     write(results)
     print((RESULTS / "latest.md").read_text())

@@ -53,12 +53,32 @@ def lineage(mesh: Mesh) -> dict[str, Any]:
     }
 
 
+def domain_lineage(graph: dict[str, Any]) -> dict[str, Any]:
+    """The domain-level view of `lineage()`: one node per domain (with its products), edges between domains."""
+    products: dict[str, list[str]] = {}
+    for node in graph["nodes"]:
+        products.setdefault(node["domain"], []).append(node["product"])
+    return {
+        "nodes": [
+            {"id": d["domain"], "owner": d["owner"], "products": products.get(d["domain"], [])}
+            for d in graph["domains"]
+        ],
+        "edges": graph["domain_edges"],
+    }
+
+
 def _mermaid_id(ref: str) -> str:
     return ref.replace(".", "__")
 
 
-def to_mermaid(graph: dict[str, Any]) -> str:
+def to_mermaid(graph: dict[str, Any], domains: bool = False) -> str:
+    """A Mermaid flowchart: products grouped by domain, or (`domains`) one node per domain."""
     lines = ["flowchart LR"]
+    if domains:
+        for node in domain_lineage(graph)["nodes"]:
+            lines.append(f'  {node["id"]}["{node["id"]} ({node["owner"]})"]')
+        lines += [f"  {e['from']} --> {e['to']}" for e in graph["domain_edges"]]
+        return "\n".join(lines) + "\n"
     for domain in graph["domains"]:
         lines.append(f'  subgraph {domain["domain"]}["{domain["domain"]} ({domain["owner"]})"]')
         for node in graph["nodes"]:
@@ -68,3 +88,28 @@ def to_mermaid(graph: dict[str, Any]) -> str:
     for edge in graph["edges"]:
         lines.append(f"  {_mermaid_id(edge['from'])} --> {_mermaid_id(edge['to'])}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(graph: dict[str, Any], domains: bool = False) -> str:
+    """Graphviz DOT: products in one cluster per domain, or (`domains`) one node per domain."""
+    lines = ["digraph mesh {", "  rankdir=LR;", "  node [shape=box];"]
+    if domains:
+        for node in domain_lineage(graph)["nodes"]:
+            label = f"{node['id']} ({node['owner']})"
+            lines.append(f"  {_dot_string(node['id'])} [label={_dot_string(label)}];")
+        lines += [f"  {_dot_string(e['from'])} -> {_dot_string(e['to'])};" for e in graph["domain_edges"]]
+        return "\n".join([*lines, "}"]) + "\n"
+    for domain in graph["domains"]:
+        name, owner = domain["domain"], domain["owner"]
+        lines.append(f"  subgraph {_dot_string('cluster_' + name)} {{")
+        lines.append(f"    label={_dot_string(f'{name} ({owner})')};")
+        for node in graph["nodes"]:
+            if node["domain"] == name:
+                lines.append(f"    {_dot_string(node['id'])} [label={_dot_string(node['product'])}];")
+        lines.append("  }")
+    lines += [f"  {_dot_string(e['from'])} -> {_dot_string(e['to'])};" for e in graph["edges"]]
+    return "\n".join([*lines, "}"]) + "\n"

@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from mesh_platform.instance import prepare_instance
+
 
 class NotAMeshProject(Exception):
     pass
@@ -66,23 +68,7 @@ class MeshHome:
     def ensure(self) -> None:
         for folder in (self.path / "warehouse", self.products, self.sources, self.landing, self.dagster_home):
             folder.mkdir(parents=True, exist_ok=True)
-        dagster_yaml = self.dagster_home / "dagster.yaml"
-        if not dagster_yaml.exists():
-            dagster_yaml.write_text(DAGSTER_YAML)
-
-
-DAGSTER_YAML = """\
-# Written by mesh: the embedded (SQLite) Dagster instance of this MESH_HOME.
-telemetry:
-  enabled: false
-concurrency:
-  # one writer per domain warehouse at a time, across runs: every step of a domain is in the
-  # pool `warehouse_<domain>` (see mesh_platform/warehouse.py)
-  pools:
-    default_limit: 1
-  runs:
-    max_concurrent_runs: 4
-"""
+        prepare_instance(self.dagster_home)  # dagster.yaml for MESH_ENV (dev: SQLite, prod: PostgreSQL)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,9 +64,42 @@ def open_instance(mesh: Mesh) -> Iterator[Any]:
         instance = DagsterInstance.get()
         instance.get_runs(limit=1)
         instance.event_log_storage.get_latest_materialization_events([])
+        reap_orphaned_runs(instance)
         fcntl.flock(lock, fcntl.LOCK_UN)
     with instance:
         yield instance
+
+
+def _runner_tags() -> dict[str, str]:
+    return {"mesh/launched_by": "mesh run", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphaned_runs(instance: Any) -> list[str]:
+    """Runs of a `mesh run` process that died (killed, out of memory) stay STARTED and keep their
+    pool slot, so every later run of that domain would wait for it forever. Mark them failed and
+    free their slots. (Runs the daemon launches are watched by Dagster's own run monitoring.)"""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    active = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    reaped = []
+    for run in instance.get_runs(RunsFilter(statuses=active, tags={"mesh/launched_by": "mesh run"})):
+        pid = int(run.tags.get("mesh/pid", "0"))
+        if run.tags.get("mesh/host") != socket.gethostname() or not pid or _alive(pid):
+            continue
+        instance.report_run_failed(run, f"its `mesh run` process (pid {pid}) died before the run ended")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped
 
 
 def _watch(instance: Any, run_id: str, emit: Callable[[str], None], stop: threading.Event) -> dict[str, float]:
@@ -150,7 +184,7 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
         # tool output (dbt's log lines) goes to a file; the terminal gets progress and the summary
         with open(log_path, "w") as log, contextlib.redirect_stdout(log):
             result = job.execute_in_process(
-                instance=instance, raise_on_error=False, run_id=run_id, run_config=QUIET_CONSOLE
+                instance=instance, raise_on_error=False, run_id=run_id, run_config=QUIET_CONSOLE, tags=_runner_tags()
             )
     finally:
         stop.set()

@@ -34,6 +34,7 @@ class AssetFn:
     role: Literal["product", "internal"]
     reads: tuple[str, ...] = ()
     description: str | None = None
+    landing: str | None = None
 
     def __call__(self, ctx: AssetContext) -> Any:
         return self.fn(ctx)
@@ -45,10 +46,12 @@ def product(name: str, *, reads: Sequence[str] = ()) -> Callable[[Callable[[Asse
 
 
 def internal(
-    name: str, *, description: str, reads: Sequence[str] = ()
+    name: str, *, description: str, reads: Sequence[str] = (), landing: str | None = None
 ) -> Callable[[Callable[[AssetContext], Any]], AssetFn]:
-    """An asset private to the domain (ingestion, intermediate tables)."""
-    return lambda fn: AssetFn(name, fn, "internal", tuple(reads), description)
+    """An asset private to the domain (ingestion, intermediate tables). `landing`: a folder under
+    `MESH_HOME/landing` this asset ingests; the platform adds a sensor that launches a micro-batch
+    run of it (and what the domain builds from it) when new files arrive there."""
+    return lambda fn: AssetFn(name, fn, "internal", tuple(reads), description, landing)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ never contend. A lock that is still held (for example by a person's ad-hoc sessi
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +19,16 @@ import duckdb
 from mesh_platform.project import MeshHome
 
 LOCK_WAIT_S = 120.0
+MEMORY_LIMIT_ENV = "MESH_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "1GB"  # DuckDB's own default is 80% of RAM; past the limit it spills to disk
+
+
+def memory_limit() -> str:
+    """DuckDB's memory limit for the mesh's connections (read when a connection opens)."""
+    value = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value):
+        raise ValueError(f"{MEMORY_LIMIT_ENV}={value!r}: expected a size like '512MB' or '2GB'")
+    return value
 
 
 def pool_for(domain: str) -> str:
@@ -43,6 +55,8 @@ def open_warehouse(home: MeshHome, domain: str, read_only: bool = False) -> Iter
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:
+        if not read_only:
+            con.execute(f"set memory_limit = '{memory_limit()}'")
         yield con
     finally:
         con.close()

@@ -30,12 +30,16 @@ def _new_files(ctx: AssetContext) -> list:
         "create table if not exists main.ingested_files (file varchar primary key, size bigint, run_id varchar)"
     )
     seen = dict(con.execute("select file, size from main.ingested_files").fetchall())
-    folder = ctx.landing_dir / "appointments"
+    folder = ctx.landing_dir / "appointments"  # the folder named in @internal(landing=...)
     files = sorted(folder.glob("*.jsonl")) if folder.exists() else []
     return [f for f in files if seen.get(f.relative_to(ctx.home).as_posix()) != f.stat().st_size]
 
 
-@internal("appointment_events", description="Every appointment event once, by event_id, in arrival order.")
+@internal(
+    "appointment_events",
+    description="Every appointment event once, by event_id, in arrival order.",
+    landing="appointments",
+)
 def appointment_events(ctx: AssetContext) -> Ingested:
     con = ctx.con
     files = _new_files(ctx)

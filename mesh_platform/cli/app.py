@@ -6,7 +6,11 @@ import typer
 
 from mesh_platform.cli import (
     audit,
+    emit,
+    export_contract,
     lineage,
+    new_domain,
+    new_product,
     prepare,
     products,
     quarantine,
@@ -15,6 +19,8 @@ from mesh_platform.cli import (
     seed,
     validate,
 )
+from mesh_platform.cli.common import fail
+from mesh_platform.instance import InstanceConfigError
 
 app = typer.Typer(
     help="A data-product mesh on Dagster: seed, run, validate and explore the pharmacy mesh.",
@@ -22,9 +28,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (seed, run, validate, products, read, lineage, quarantine, audit, prepare):
+for module in (
+    seed,
+    run,
+    validate,
+    products,
+    read,
+    lineage,
+    quarantine,
+    audit,
+    prepare,
+    new_domain,
+    new_product,
+    export_contract,
+    emit,
+):
     module.register(app)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except InstanceConfigError as exc:  # MESH_ENV / MESH_PG_URL wrong or database unreachable
+        fail(str(exc))

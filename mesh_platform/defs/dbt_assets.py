@@ -23,16 +23,20 @@ from mesh_platform.checks.specs import check_specs
 from mesh_platform.defs.dbt_runner import PICKLE, DbtEvents, run_build
 from mesh_platform.defs.publish import (
     TRANSIENT_RETRIES,
+    alert,
     as_failure,
     audit_and_publish,
     materialization_metadata,
     record_error,
+    will_retry,
 )
 from mesh_platform.defs.specs import internal_attributes, product_attributes
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.governance.read import audit, authorize, create_governed_view
 from mesh_platform.mesh import Mesh
+from mesh_platform.openlineage import AssetLineage
+from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.project import MeshProject
 from mesh_platform.sdk import SuiteFn
 from mesh_platform.warehouse import open_warehouse, pool_for
@@ -59,7 +63,9 @@ class MeshDbtTranslator(DagsterDbtTranslator):
         else:
             attributes = internal_attributes(self.descriptor, name, props.get("description") or None, "dbt")
         metadata = {**spec.metadata, **attributes.pop("metadata")}
-        return spec.replace_attributes(**attributes, metadata=metadata)
+        return spec.replace_attributes(
+            **attributes, **automation_attributes(self.descriptor, product), metadata=metadata
+        )
 
 
 def load_manifest(project: MeshProject, domain: str) -> dict[str, Any]:
@@ -98,6 +104,18 @@ def dbt_problems(manifest: Mapping[str, Any], descriptor: Descriptor, file: str)
 def _blocking_failure(event: object) -> bool:
     """A dbt test of error severity that failed: it blocks publication like any error check."""
     return isinstance(event, dg.AssetCheckResult) and not event.passed and event.severity == dg.AssetCheckSeverity.ERROR
+
+
+def model_inputs(manifest: Mapping[str, Any], uid: str, domain: str) -> list[str]:
+    """What a model reads, as mesh refs: consumed products (dbt sources) and own models."""
+    refs = []
+    for parent in manifest["nodes"][uid]["depends_on"]["nodes"]:
+        if parent in manifest.get("sources", {}):
+            source = manifest["sources"][parent]
+            refs.append(f"{source['source_name']}.{source['name']}")
+        elif parent in manifest["nodes"]:
+            refs.append(f"{domain}.{manifest['nodes'][parent]['name']}")
+    return refs
 
 
 def product_upstreams(manifest: Mapping[str, Any], products: set[str]) -> dict[str, set[str]]:
@@ -186,6 +204,21 @@ def build_dbt_assets(
             if key in selected
         }
         select = None if len(outputs) == len(model_keys) else sorted(names[k] for k, _ in outputs.values())
+        lineage = {
+            key: AssetLineage(
+                home.path,
+                descriptor,
+                names[key],
+                model_inputs(manifest, uid, domain),
+                run_id,
+                context.job_name,
+                descriptor.product(names[key]),
+                context.retry_number,
+            )
+            for uid, (key, _) in outputs.items()
+        }
+        for run in lineage.values():
+            run.start()
         dbt_run = DbtEvents(success=False, errors=[])
         held: dict[dg.AssetKey, dg.Output] = {}
         dbt_blockers: dict[dg.AssetKey, list[str]] = {}
@@ -206,6 +239,7 @@ def build_dbt_assets(
                 if key in product_keys:
                     held[key] = event
                     continue
+                lineage[key].complete()
             if key in product_keys and _blocking_failure(event):
                 dbt_blockers.setdefault(key, []).append(f"dbt test {event.check_name} failed")
             yield event
@@ -231,9 +265,11 @@ def build_dbt_assets(
                         suites.get(product.name, ()),
                     )
                 except Exception as exc:
-                    record_error(mesh, domain, product.name, run_id, exc)
+                    lineage[key].fail(f"{type(exc).__name__}: {exc}")
+                    record_error(mesh, domain, product.name, run_id, exc, will_retry(exc, context.retry_number))
                     raise
                 if result.published is None:
+                    lineage[key].fail("; ".join(result.blockers), result.outcomes)
                     yield from result.check_results(key)
                     failures.append(result)
                     failed_names.add(product.name)
@@ -243,7 +279,14 @@ def build_dbt_assets(
                     output_name=output.output_name,
                     metadata={**output.metadata, **materialization_metadata(result, [r for r in reads])},
                 )
+                lineage[key].complete(result.outcomes, result.published.rows)
                 yield from result.check_results(key)
+        built = set(held) | {k for k in lineage if lineage[k].done}
+        for key in sorted(set(lineage) - built, key=str):
+            reason = "; ".join(dbt_run.errors) or "not built by dbt"
+            lineage[key].fail(reason)
+            if key not in product_keys:
+                alert(mesh, domain, names[key], "run_failure", f"{domain}.{names[key]} failed: {reason}"[:2000], run_id)
         for key, product in product_keys.items():
             if key in selected and key not in held:
                 record_error(mesh, domain, product.name, run_id, RuntimeError("; ".join(dbt_run.errors) or "not built"))

@@ -14,13 +14,18 @@ from types import ModuleType
 
 import dagster as dg
 
+from mesh_platform.defs.publish import alert
 from mesh_platform.defs.python_assets import build_python_asset
+from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 from mesh_platform.governance.bypass import dbt_bypasses, python_bypasses
 from mesh_platform.mesh import Mesh
+from mesh_platform.orchestration.freshness import freshness_sensor
+from mesh_platform.orchestration.landing import landing_sensor
 from mesh_platform.sdk import AssetFn, SuiteFn
 
 DOMAIN_PACKAGE = "mesh_domains"
+AUTOMATION_INTERVAL_S = 10
 
 
 @dataclass
@@ -29,6 +34,7 @@ class DomainParts:
     assets: list[dg.AssetsDefinition] = field(default_factory=list)
     jobs: list[dg.UnresolvedAssetJobDefinition] = field(default_factory=list)
     schedules: list[dg.ScheduleDefinition] = field(default_factory=list)
+    sensors: list[dg.SensorDefinition] = field(default_factory=list)
     resources: dict[str, object] = field(default_factory=dict)
 
 
@@ -164,6 +170,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         tags={"mesh/domain": domain},
     )
     parts.jobs.append(job)
+    _add_sensors(mesh, descriptor, fns, parts)
     if descriptor.schedule:
         parts.schedules.append(
             dg.ScheduleDefinition(
@@ -176,11 +183,49 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     return parts
 
 
+def _add_sensors(mesh: Mesh, descriptor: Descriptor, fns: list[AssetFn], parts: DomainParts) -> None:
+    """Event-driven updates: landing sensors, cross-domain automation, freshness alerts."""
+    domain = descriptor.domain
+    for fn in fns:
+        if fn.landing is None:
+            continue
+        key = dg.AssetKey([domain, fn.name])
+        batch_job = dg.define_asset_job(
+            f"{domain}__{fn.name}_batch",
+            selection=dg.AssetSelection.assets(key).downstream() & dg.AssetSelection.groups(domain),
+            description=f"A micro-batch: {domain}.{fn.name} from new landing files, and what is built from it.",
+            executor_def=dg.in_process_executor,
+            tags={"mesh/domain": domain},
+        )
+        parts.jobs.append(batch_job)
+        folder = mesh.project.home.landing / fn.landing
+        parts.sensors.append(landing_sensor(f"{domain}__{fn.name}_landing", folder, key, batch_job, domain))
+    if descriptor.consumes:
+        parts.sensors.append(
+            dg.AutomationConditionSensorDefinition(
+                f"{domain}_automation",
+                target=dg.AssetSelection.groups(domain),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=AUTOMATION_INTERVAL_S,
+                run_tags={"mesh/domain": domain},
+                description=f"Updates {domain} when the products it consumes are published and pass their "
+                "blocking checks.",
+            )
+        )
+    if any(p.freshness for p in descriptor.products):
+
+        def notify(product: str, message: str) -> None:
+            alert(mesh, domain, product, "freshness_breach", message, None)
+
+        parts.sensors.append(freshness_sensor(descriptor, notify))
+
+
 def definitions_from(parts: list[DomainParts]) -> dg.Definitions:
     return dg.Definitions(
         assets=[a for p in parts for a in p.assets],
         jobs=[j for p in parts for j in p.jobs],
         schedules=[s for p in parts for s in p.schedules],
+        sensors=[s for p in parts for s in p.sensors],
         resources={k: v for p in parts for k, v in p.resources.items()},
         executor=dg.in_process_executor,
     )

@@ -12,6 +12,7 @@ import duckdb
 from mesh_platform.checks.run import CheckOutcome, run_contract
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.mesh import Mesh
+from mesh_platform.orchestration.alerts import Alert, AlertKind, send_alert
 from mesh_platform.sdk import SuiteFn
 from mesh_platform.store import ProductStore, Published
 
@@ -80,6 +81,17 @@ def audit_and_publish(
     audit = Audit(ref, outcomes, extra_blockers=list(extra_blockers or []))
     store = ProductStore(mesh.project.home)
     rejected = None
+    if audit.blockers:
+        failed = [o for o in outcomes if o.blocking and not o.passed]
+        alert(
+            mesh,
+            descriptor.domain,
+            product.name,
+            "check_failure",
+            f"{ref} was not published: " + "; ".join(audit.blockers),
+            run_id,
+            {"failed_checks": [{**o.as_dict(), "observed": o.metadata.get("observed_value")} for o in failed]},
+        )
     if not audit.blockers:
         audit.published = store.publish(con, descriptor.domain, product.name, relation, run_id)
     else:
@@ -120,7 +132,32 @@ def materialization_metadata(audit: Audit, governed_reads: list[dict[str, Any]])
     return metadata
 
 
-def record_error(mesh: Mesh, domain: str, product: str, run_id: str | None, error: BaseException) -> None:
+def will_retry(error: BaseException, retry_number: int) -> bool:
+    """Dagster retries this step: the owner hears of the error only if the last attempt fails too."""
+    return is_transient(error) and retry_number < TRANSIENT_RETRIES.max_retries
+
+
+def record_error(
+    mesh: Mesh, domain: str, product: str, run_id: str | None, error: BaseException, retrying: bool = False
+) -> None:
     ProductStore(mesh.project.home).record_status(
         domain, product, {"status": "error", "run_id": run_id, "error": str(error)[:2000], "checks": []}
     )
+    if not retrying:
+        alert(mesh, domain, product, "run_failure", f"{domain}.{product} failed: {error}"[:2000], run_id)
+
+
+def alert(
+    mesh: Mesh,
+    domain: str,
+    asset: str,
+    kind: AlertKind,
+    message: str,
+    run_id: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Tell the owner of `domain.asset` (the product's owner, or the domain's for internal assets)."""
+    descriptor = mesh.descriptors[domain]
+    product = descriptor.product(asset)
+    owner = descriptor.owner_of(product) if product else descriptor.owner
+    send_alert(mesh.project.home.path, Alert(kind, domain, asset, owner, message, run_id, details or {}))

@@ -10,15 +10,19 @@ from dagster import AssetExecutionContext
 from mesh_platform.checks.specs import check_specs
 from mesh_platform.defs.publish import (
     TRANSIENT_RETRIES,
+    alert,
     as_failure,
     audit_and_publish,
     materialization_metadata,
     record_error,
+    will_retry,
 )
 from mesh_platform.defs.specs import internal_attributes, product_attributes
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.governance.policies import quote
 from mesh_platform.mesh import Mesh
+from mesh_platform.openlineage import AssetLineage
+from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.project import MeshProject
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested, SuiteFn
 from mesh_platform.warehouse import open_warehouse, pool_for
@@ -45,7 +49,7 @@ def _ingested_metadata(result: Ingested) -> dict[str, Any]:
         "dagster/row_count": result.loaded,
         "mesh/quarantined": result.quarantined_total,
         "mesh/quarantined_by_reason": dg.MetadataValue.json(result.quarantined),
-        "mesh/source_files": ", ".join(result.files[:20]),
+        "mesh/source_files": ", ".join(result.files[:200]),
     }
 
 
@@ -60,7 +64,9 @@ def build_python_asset(
     else:
         attributes = internal_attributes(descriptor, asset_fn.name, asset_fn.description, "python")
         checks = []
-    spec = dg.AssetSpec(deps=[dep_key(domain, r) for r in asset_fn.reads], **attributes)
+    spec = dg.AssetSpec(
+        deps=[dep_key(domain, r) for r in asset_fn.reads], **attributes, **automation_attributes(descriptor, product)
+    )
 
     @dg.multi_asset(
         name=f"{domain}__{asset_fn.name}",
@@ -72,14 +78,29 @@ def build_python_asset(
     def _compute(context: AssetExecutionContext) -> Iterator[Any]:
         mesh = Mesh.load(MeshProject.discover(project.root))
         run_id = context.run.run_id
+        lineage = AssetLineage(
+            mesh.project.home.path,
+            descriptor,
+            asset_fn.name,
+            asset_fn.reads,
+            run_id,
+            context.job_name,
+            product,
+            context.retry_number,
+        )
+        lineage.start()
         with open_warehouse(mesh.project.home, domain) as con:
             ctx = AssetContext(domain, asset_fn.name, con, mesh, asset_fn.reads, run_id, context.log)
             try:
                 result = asset_fn(ctx)
                 relation = _write_result(con, asset_fn.name, result)
             except Exception as exc:
+                lineage.fail(f"{type(exc).__name__}: {exc}")
+                retrying = will_retry(exc, context.retry_number)
                 if product is not None:
-                    record_error(mesh, domain, product.name, run_id, exc)
+                    record_error(mesh, domain, product.name, run_id, exc, retrying)
+                elif not retrying:
+                    alert(mesh, domain, asset_fn.name, "run_failure", f"{domain}.{asset_fn.name} failed: {exc}", run_id)
                 failure = as_failure(exc)
                 if failure is exc:
                     raise
@@ -88,12 +109,15 @@ def build_python_asset(
                 metadata = _ingested_metadata(result) if isinstance(result, Ingested) else {}
                 if ctx.governed_reads:
                     metadata["mesh/governed_reads"] = dg.MetadataValue.json(ctx.governed_reads)
+                lineage.complete(rows=metadata.get("dagster/row_count"))
                 yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
                 return
             audit = audit_and_publish(con, mesh, descriptor, product, relation, run_id, suites=suites)
         if audit.published is None:
+            lineage.fail("; ".join(audit.blockers), audit.outcomes)
             yield from audit.check_results(spec.key)
             raise audit.failure()
+        lineage.complete(audit.outcomes, audit.published.rows)
         yield dg.MaterializeResult(
             asset_key=spec.key,
             metadata=materialization_metadata(audit, ctx.governed_reads),

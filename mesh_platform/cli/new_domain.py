@@ -1,0 +1,54 @@
+"""`mesh new-domain NAME --owner OWNER [--consumes D.P ...] [--kind dbt|python]`: scaffold a domain that runs green."""
+
+from __future__ import annotations
+
+import typer
+
+from mesh_platform.cli.common import err, fail, load_mesh
+from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError
+
+
+def report(result: Scaffolded, next_steps: list[str]) -> None:
+    """What a scaffold wrote, what it asks of others, and what to run next (on stderr)."""
+    for path in result.created:
+        err.print(f"[green]created[/] {path}")
+    for path in result.changed:
+        err.print(f"[yellow]changed[/] {path}")
+    for note in result.notes:
+        err.print(f"[bold yellow]note:[/] {note}", soft_wrap=True)
+    err.print("next: " + "; ".join(next_steps), markup=False, soft_wrap=True)
+
+
+def new_domain(
+    name: str = typer.Argument(..., help="The domain's name: lowercase letters, digits, underscores."),
+    owner: str = typer.Option(..., "--owner", help="Dagster owner: team:<name> or an email address."),
+    consumes: list[str] = typer.Option(None, "--consumes", help="A product it reads, DOMAIN.PRODUCT (repeatable)."),
+    kind: str = typer.Option("python", "--kind", help="python (@product functions) or dbt (a dbt project)."),
+    product: str = typer.Option("example", "--product", help="Name of the example product."),
+    business_process: str = typer.Option(None, "--business-process", help="Defaults to the mesh's."),
+    description: str = typer.Option(None, "--description", help="What the domain is for."),
+) -> None:
+    """Create domains/NAME (descriptor, code, test), for dbt also dbt_projects/NAME, and its code location."""
+    from mesh_platform.scaffold.domain import new_domain as scaffold
+
+    mesh = load_mesh()
+    try:
+        result = scaffold(
+            mesh,
+            name,
+            owner,
+            list(consumes or []),
+            kind,
+            product,
+            business_process=business_process,
+            description=description,
+        )
+    except ScaffoldError as exc:
+        fail(f"{exc} (nothing was written)")
+    except RuntimeError as exc:  # dbt refused the generated project: every write was undone
+        fail(f"{exc} (every change was undone)")
+    report(result, ["mesh validate", f"mesh run --domain {name}", f"edit domains/{name}/domain.yaml and its code"])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("new-domain")(new_domain)

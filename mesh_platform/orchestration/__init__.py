@@ -1,0 +1,1 @@
+"""Orchestration: landing-file sensors, cross-domain automation, freshness and alerts."""

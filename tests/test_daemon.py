@@ -1,0 +1,202 @@
+"""Everything at once, on a real Dagster webserver and daemon (`dagster dev`): a schedule ticking,
+the landing sensor folding a live feed, automation updating consumers, and a person launching runs
+from the UI (the GraphQL mutation the UI sends). No lock failure, no lost or duplicated event."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from mesh_platform.orchestration.stream import Feed
+from mesh_platform.project import MeshHome
+from mesh_platform.warehouse import open_warehouse
+from tests.conftest import E2E_SCALE, copy_project, mesh_env, run_mesh_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("daemon")]
+
+LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+START_SCHEDULE = """mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
+  __typename ... on PythonError { message } } }"""
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+ACTIVE = (
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["data"]
+
+
+class Live:
+    def __init__(self, root: Path, home: Path, port: int):
+        self.root, self.home, self.port = root, home, port
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home / "dagster"))
+
+    def launch(self, location: str, job: str) -> str:
+        params = {
+            "selector": {"repositoryLocationName": location, "repositoryName": "__repository__", "jobName": job},
+            "runConfigData": {},
+        }
+        result = _graphql(self.port, LAUNCH, {"params": params})["launchRun"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    base = tmp_path_factory.mktemp("daemon")
+    root = copy_project(base / "project")
+    descriptor = root / "domains" / "pharmacy" / "domain.yaml"  # a schedule that ticks during the test
+    descriptor.write_text(descriptor.read_text().replace('schedule: "0 4 * * *"', 'schedule: "* * * * *"', 1))
+    home = base / "home"
+    env = mesh_env(root, home)
+    run_mesh_cli("seed", "--scale", E2E_SCALE, env=env, cwd=root, check=True)
+    run_mesh_cli("run", env=env, cwd=root, check=True)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=root,
+        env={**env, "DAGSTER_HOME": str(home / "dagster")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                entries = _graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"]
+                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                    break
+            except OSError:
+                pass
+            time.sleep(2)
+        else:
+            raise AssertionError("dagster dev did not load every code location in 300 s")
+        yield Live(root, home, port)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=120)
+
+
+def test_schedule_sensor_automation_and_ui_launches_together(live: Live) -> None:
+    started = time.time()
+    selector = {
+        "repositoryLocationName": "pharmacy",
+        "repositoryName": "__repository__",
+        "scheduleName": "pharmacy_schedule",
+    }
+    assert _graphql(live.port, START_SCHEDULE, {"s": selector})["startSchedule"]["__typename"] == "ScheduleStateResult"
+
+    feed = Feed(live.home, seed=21, bookings=25, malformed_rate=0.02, late_rate=0.2)
+    batches = []
+    for number in range(1, 9):
+        batches.append(feed.batch(number))
+        if number == 3:
+            batches.append(feed.redeliver(batches[-1]))
+            ui_runs = [live.launch("scheduling", "scheduling"), live.launch("pharmacy", "pharmacy")]
+        time.sleep(3)
+
+    instance = live.instance()
+    ingested_files = {b.path.name for b in batches}
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        runs = instance.get_runs(dg.RunsFilter(created_after=_utc(started)))
+        done = _ingested_files(instance, started) >= ingested_files
+        automated = [r for r in runs if r.tags.get("dagster/sensor_name", "").endswith("_automation")]
+        consumers = {key.path[0] for r in automated for key in r.asset_selection or ()}
+        scheduled = [r for r in runs if r.tags.get("dagster/schedule_name") == "pharmacy_schedule"]
+        settled = not [r for r in runs if r.status in ACTIVE]
+        if done and scheduled and {"patient_360", "site_operations"} <= consumers and settled:
+            break
+        time.sleep(5)
+    else:
+        raise AssertionError(f"not settled in 10 min: {[(r.job_name, r.status, r.tags) for r in runs]}")
+
+    failed = [r for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
+    assert failed == [], [(r.job_name, r.status) for r in failed]
+    assert set(ui_runs) <= {r.run_id for r in runs}
+    assert any(r.tags.get("dagster/sensor_name") == "scheduling__appointment_events_landing" for r in runs)
+    for run in runs:  # no step hit a lock, even transiently
+        for record in instance.get_records_for_run(run.run_id).records:
+            event = record.event_log_entry.dagster_event
+            if event and event.event_type in (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_UP_FOR_RETRY):
+                raise AssertionError(f"{run.job_name}: {event.message}")
+
+    events = []
+    for batch in batches:
+        if batch.redelivery_of:
+            continue
+        for line in batch.path.read_text().splitlines():
+            try:
+                events.append(json.loads(line)["event_id"])
+            except json.JSONDecodeError:
+                continue
+    with open_warehouse(MeshHome(live.home), "scheduling", read_only=True) as con:  # waits out a writer
+        con.execute("create temp table want (event_id varchar)")
+        con.executemany("insert into want values (?)", [[e] for e in events])
+        counts = {
+            n
+            for (n,) in con.execute(
+                "select count(e.event_id) from want w "
+                "left join appointment_events e using (event_id) group by w.event_id"
+            ).fetchall()
+        }
+    assert counts == {1}, "an event was lost or stored twice"
+
+
+def _ingested_files(instance: dg.DagsterInstance, since: float) -> set[str]:
+    """The landing files the ingesting asset reports in its materializations (read from Dagster, so
+    the test never opens the warehouse while a run writes it)."""
+    records = instance.fetch_materializations(dg.AssetKey(["scheduling", "appointment_events"]), limit=1000).records
+    files: set[str] = set()
+    for record in records:
+        if record.timestamp >= since:
+            listed = record.asset_materialization.metadata.get("mesh/source_files")
+            files |= {f.strip() for f in str(listed.value if listed else "").split(",") if f.strip()}
+    return files
+
+
+def _utc(timestamp: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC)
