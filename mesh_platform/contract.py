@@ -28,7 +28,15 @@ from open_data_contract_standard.model import (
     TeamMember,
 )
 
-from mesh_platform.descriptor.model import DURATION_PATTERN, Access, Column, Descriptor, Expectation, Product
+from mesh_platform.descriptor.model import (
+    DURATION_PATTERN,
+    SQL_TYPE_NAMES,
+    Access,
+    Column,
+    Descriptor,
+    Expectation,
+    Product,
+)
 
 API_VERSION = "v3.1.0"
 CONTRACT_VERSION = "1.0.0"
@@ -42,15 +50,7 @@ LOGICAL = {
     "date": "date",
     "timestamp": "timestamp",
 }
-PHYSICAL = {
-    "string": "VARCHAR",
-    "integer": "INTEGER",
-    "bigint": "BIGINT",
-    "double": "DOUBLE",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-}
+PHYSICAL = SQL_TYPE_NAMES
 COLUMN_TYPE = {v: k for k, v in PHYSICAL.items()}
 SEVERITY = {"error": "error", "warn": "warning"}
 UNITS = {"m": "min", "h": "h", "d": "d"}

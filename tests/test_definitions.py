@@ -76,3 +76,33 @@ def test_dagster_validates_every_code_location(tmp_path: Path) -> None:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_orchestration_follows_the_descriptors() -> None:
+    """Schedules from `schedule`, a landing sensor per landing folder, automation for consumers,
+    freshness policies and freshness sensors from `freshness`."""
+    mesh = Mesh.load(MeshProject.discover(ROOT))
+    for domain, descriptor in mesh.descriptors.items():
+        defs = domain_definitions(domain, mesh)
+        schedules = {s.name: s.cron_schedule for s in defs.schedules or ()}
+        assert schedules == ({f"{domain}_schedule": descriptor.schedule} if descriptor.schedule else {}), domain
+        sensors = {s.name for s in defs.sensors or ()}
+        assert (f"{domain}_automation" in sensors) == bool(descriptor.consumes), domain
+        assert (f"{domain}_freshness" in sensors) == any(p.freshness for p in descriptor.products), domain
+        graph = defs.resolve_asset_graph()
+        for node in graph.asset_nodes:
+            if not node.is_materializable:
+                continue
+            assert (node.automation_condition is not None) == bool(descriptor.consumes), node.key
+            product = descriptor.product(node.key.path[-1])
+            policy = node.freshness_policy
+            if product is not None and product.freshness:
+                assert (
+                    policy is not None
+                    and policy.fail_window.to_timedelta().total_seconds() == product.freshness_seconds
+                )
+            else:
+                assert policy is None, node.key
+    assert "scheduling__appointment_events_landing" in {
+        s.name for s in domain_definitions("scheduling", mesh).sensors or ()
+    }

@@ -32,8 +32,7 @@ from typing import Any
 import pytest
 
 from mesh_platform.defs.domain import _import_domain_code, _suites
-from mesh_platform.defs.specs import SQL_TYPE_NAMES
-from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
 from mesh_platform.ui_screenshot import (

@@ -17,8 +17,7 @@ import duckdb
 
 from mesh_platform.checks.gx_duckdb import duckdb_batch
 from mesh_platform.checks.specs import SCHEMA_CHECK
-from mesh_platform.defs.specs import SQL_TYPE_NAMES
-from mesh_platform.descriptor.model import Product
+from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Product
 from mesh_platform.governance.policies import quote
 from mesh_platform.sdk import SuiteFn
 

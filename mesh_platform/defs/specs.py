@@ -11,17 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_platform.descriptor.model import Descriptor, Product
-
-SQL_TYPE_NAMES = {
-    "string": "VARCHAR",
-    "integer": "INTEGER",
-    "bigint": "BIGINT",
-    "double": "DOUBLE",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-}
+from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
 
 
 def column_schema(product: Product) -> dg.TableSchema:

@@ -28,6 +28,16 @@ OWNER_PATTERN = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 DURATION_PATTERN = re.compile(r"^(\d+)([mhd])$")
 PRODUCT_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 ColumnType = Literal["string", "integer", "bigint", "double", "boolean", "date", "timestamp"]
+# the warehouse type each descriptor column type is built as (DuckDB names)
+SQL_TYPE_NAMES = {
+    "string": "VARCHAR",
+    "integer": "INTEGER",
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
 Classification = Literal["public", "internal", "pii"]
 MaskPolicy = Literal["token", "year", "zip3", "redact", "null"]
 
