@@ -34,7 +34,7 @@ ui: install  ## the Dagster UI over every domain (loopback only unless UI_HOST i
 	$(VENV)/bin/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
 test: install  ## the whole suite, slow end-to-end tests included
-	$(VENV)/bin/pytest -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=15
 
 test-fast: install
 	$(VENV)/bin/pytest -m "not slow"

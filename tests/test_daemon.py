@@ -30,6 +30,8 @@ LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $pa
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
 START_SCHEDULE = """mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
   __typename ... on PythonError { message } } }"""
+RESET_SCHEDULE = """mutation($s: ScheduleSelector!) { resetSchedule(scheduleSelector: $s) {
+  __typename ... on PythonError { message } } }"""
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 ACTIVE = (
     dg.DagsterRunStatus.QUEUED,
@@ -138,19 +140,24 @@ def test_schedule_sensor_automation_and_ui_launches_together(live: Live) -> None
 
     instance = live.instance()
     ingested_files = {b.path.name for b in batches}
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 900
+    schedule_on = True
     while time.monotonic() < deadline:
         runs = instance.get_runs(dg.RunsFilter(created_after=_utc(started)))
         done = _ingested_files(instance, started) >= ingested_files
         automated = [r for r in runs if r.tags.get("dagster/sensor_name", "").endswith("_automation")]
         consumers = {key.path[0] for r in automated for key in r.asset_selection or ()}
         scheduled = [r for r in runs if r.tags.get("dagster/schedule_name") == "pharmacy_schedule"]
+        if scheduled and schedule_on:  # it ticked: a person switches it off again in the UI
+            result = _graphql(live.port, RESET_SCHEDULE, {"s": selector})["resetSchedule"]
+            assert result["__typename"] == "ScheduleStateResult", result
+            schedule_on = False
         settled = not [r for r in runs if r.status in ACTIVE]
         if done and scheduled and {"patient_360", "site_operations"} <= consumers and settled:
             break
         time.sleep(5)
     else:
-        raise AssertionError(f"not settled in 10 min: {[(r.job_name, r.status, r.tags) for r in runs]}")
+        raise AssertionError(f"not settled in 15 min: {[(r.job_name, r.status, r.tags) for r in runs]}")
 
     failed = [r for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
     assert failed == [], [(r.job_name, r.status) for r in failed]

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from mesh_platform.defs.domain import _import_domain_code, _suites
 from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
@@ -347,6 +348,8 @@ def test_checks_and_their_results_after_the_run(ui: UiMesh) -> None:
         assert set(recorded) <= set(checks), where
 
 
+VISIBLE_MS = 60_000  # the UI renders after its GraphQL answers; a busy CI machine is slow
+
 # --- in chromium -------------------------------------------------------------------------------
 
 
@@ -357,10 +360,10 @@ def test_lineage_graph_and_product_page_in_chromium(ui: UiMesh, chromium: Any) -
     open_global_lineage(page, ui.server.url)
     graph = page.locator("svg").filter(has_text="patient_journey").first
     for domain in mesh.project.domain_names():
-        assert graph.get_by_text(domain, exact=True).first.is_visible(), domain
+        expect(graph.get_by_text(domain, exact=True).first).to_be_visible(timeout=VISIBLE_MS)
     for _, product in mesh.products():
-        assert graph.get_by_text(product.name, exact=True).first.is_visible(), product.name
-    assert graph.get_by_text("patient-experience", exact=True).first.is_visible()
+        expect(graph.get_by_text(product.name, exact=True).first).to_be_visible(timeout=VISIBLE_MS)
+    expect(graph.get_by_text("patient-experience", exact=True).first).to_be_visible(timeout=VISIBLE_MS)
     ui.screenshot(page, "lineage-graph")
 
     descriptor, product = mesh.product("patient_360.patient_journey")
@@ -368,13 +371,13 @@ def test_lineage_graph_and_product_page_in_chromium(ui: UiMesh, chromium: Any) -
     page.goto(f"{ui.server.url}/assets/patient_360/patient_journey")
     page.get_by_text("Latest materialization").wait_for()
     definition = page.get_by_text("Owners").locator("xpath=..")
-    assert definition.get_by_text("patient-experience", exact=True).is_visible()
-    assert page.get_by_text(product.description.strip()).first.is_visible()
-    assert page.get_by_text(product.value.strip()[:60]).first.is_visible()
+    expect(definition.get_by_text("patient-experience", exact=True)).to_be_visible(timeout=VISIBLE_MS)
+    expect(page.get_by_text(product.description.strip()).first).to_be_visible(timeout=VISIBLE_MS)
+    expect(page.get_by_text(product.value.strip()[:60]).first).to_be_visible(timeout=VISIBLE_MS)
     for column in product.columns:
-        assert page.get_by_text(column.name, exact=True).first.is_visible(), column.name
-        assert page.get_by_text(f"classification: {column.classification}").first.is_visible()
-    assert page.get_by_text(descriptor.business_process).first.is_visible()
+        expect(page.get_by_text(column.name, exact=True).first).to_be_visible(timeout=VISIBLE_MS)
+        expect(page.get_by_text(f"classification: {column.classification}").first).to_be_visible(timeout=VISIBLE_MS)
+    expect(page.get_by_text(descriptor.business_process).first).to_be_visible(timeout=VISIBLE_MS)
     ui.screenshot(page, "product-page")
     page.close()
 
