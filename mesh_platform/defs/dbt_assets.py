@@ -23,7 +23,6 @@ from mesh_platform.checks.specs import check_specs
 from mesh_platform.defs.dbt_runner import PICKLE, DbtEvents, run_build
 from mesh_platform.defs.publish import (
     TRANSIENT_RETRIES,
-    alert,
     as_failure,
     audit_and_publish,
     materialization_metadata,
@@ -281,12 +280,11 @@ def build_dbt_assets(
                 )
                 lineage[key].complete(result.outcomes, result.published.rows)
                 yield from result.check_results(key)
-        built = set(held) | {k for k in lineage if lineage[k].done}
-        for key in sorted(set(lineage) - built, key=str):
+        for key in sorted((k for k in lineage if not lineage[k].done), key=str):
             reason = "; ".join(dbt_run.errors) or "not built by dbt"
             lineage[key].fail(reason)
-            if key not in product_keys:
-                alert(mesh, domain, names[key], "run_failure", f"{domain}.{names[key]} failed: {reason}"[:2000], run_id)
+            if key not in product_keys:  # products not built are recorded below
+                record_error(mesh, domain, names[key], run_id, RuntimeError(reason))
         for key, product in product_keys.items():
             if key in selected and key not in held:
                 record_error(mesh, domain, product.name, run_id, RuntimeError("; ".join(dbt_run.errors) or "not built"))

@@ -82,6 +82,7 @@ def audit_and_publish(
     store = ProductStore(mesh.project.home)
     rejected = None
     if audit.blockers:
+        rejected = store.reject(con, descriptor.domain, product.name, relation, run_id)
         failed = [o for o in outcomes if o.blocking and not o.passed]
         alert(
             mesh,
@@ -92,10 +93,8 @@ def audit_and_publish(
             run_id,
             {"failed_checks": [{**o.as_dict(), "observed": o.metadata.get("observed_value")} for o in failed]},
         )
-    if not audit.blockers:
-        audit.published = store.publish(con, descriptor.domain, product.name, relation, run_id)
     else:
-        rejected = store.reject(con, descriptor.domain, product.name, relation, run_id)
+        audit.published = store.publish(con, descriptor.domain, product.name, relation, run_id)
     store.record_status(
         descriptor.domain,
         product.name,
@@ -138,13 +137,16 @@ def will_retry(error: BaseException, retry_number: int) -> bool:
 
 
 def record_error(
-    mesh: Mesh, domain: str, product: str, run_id: str | None, error: BaseException, retrying: bool = False
+    mesh: Mesh, domain: str, asset: str, run_id: str | None, error: BaseException, retrying: bool = False
 ) -> None:
-    ProductStore(mesh.project.home).record_status(
-        domain, product, {"status": "error", "run_id": run_id, "error": str(error)[:2000], "checks": []}
-    )
+    """An asset failed: a product's status records the error, and the owner is alerted unless Dagster
+    is about to retry the step."""
+    if mesh.descriptors[domain].product(asset) is not None:
+        ProductStore(mesh.project.home).record_status(
+            domain, asset, {"status": "error", "run_id": run_id, "error": str(error)[:2000], "checks": []}
+        )
     if not retrying:
-        alert(mesh, domain, product, "run_failure", f"{domain}.{product} failed: {error}"[:2000], run_id)
+        alert(mesh, domain, asset, "run_failure", f"{domain}.{asset} failed: {error}"[:2000], run_id)
 
 
 def alert(

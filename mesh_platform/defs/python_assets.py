@@ -10,7 +10,6 @@ from dagster import AssetExecutionContext
 from mesh_platform.checks.specs import check_specs
 from mesh_platform.defs.publish import (
     TRANSIENT_RETRIES,
-    alert,
     as_failure,
     audit_and_publish,
     materialization_metadata,
@@ -96,11 +95,7 @@ def build_python_asset(
                 relation = _write_result(con, asset_fn.name, result)
             except Exception as exc:
                 lineage.fail(f"{type(exc).__name__}: {exc}")
-                retrying = will_retry(exc, context.retry_number)
-                if product is not None:
-                    record_error(mesh, domain, product.name, run_id, exc, retrying)
-                elif not retrying:
-                    alert(mesh, domain, asset_fn.name, "run_failure", f"{domain}.{asset_fn.name} failed: {exc}", run_id)
+                record_error(mesh, domain, asset_fn.name, run_id, exc, will_retry(exc, context.retry_number))
                 failure = as_failure(exc)
                 if failure is exc:
                     raise
