@@ -65,3 +65,13 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Materiali
     mm.mesh("seed", "--scale", E2E_SCALE, check=True)
     mm.run = mm.mesh("run")  # type: ignore[attr-defined]
     yield mm
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under `--dist loadgroup` each `xdist_group` must reach one worker whole (module fixtures that
+    start servers are built once); pytest 9.2 silently broke that (pytest-xdist#1386)."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [item.nodeid for item in session.items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"--dist loadgroup is not grouping tests (pytest-xdist#1386), e.g. {lost[0]}")

@@ -157,7 +157,12 @@ def test_schedule_sensor_automation_and_ui_launches_together(live: Live) -> None
             break
         time.sleep(5)
     else:
-        raise AssertionError(f"not settled in 15 min: {[(r.job_name, r.status, r.tags) for r in runs]}")
+        raise AssertionError(
+            f"not settled in 15 min: ingested all files={done} (missing "
+            f"{sorted(ingested_files - _ingested_files(instance, started))}), schedule ticked={bool(scheduled)}, "
+            f"consumers automated={sorted(consumers)}, active={[r.job_name for r in runs if r.status in ACTIVE]}; "
+            f"runs: {[(r.job_name, r.status.value, _origin(r)) for r in runs]}"
+        )
 
     failed = [r for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
     assert failed == [], [(r.job_name, r.status) for r in failed]
@@ -201,6 +206,11 @@ def _ingested_files(instance: dg.DagsterInstance, since: float) -> set[str]:
             listed = record.asset_materialization.metadata.get("mesh/source_files")
             files |= {f.strip() for f in str(listed.value if listed else "").split(",") if f.strip()}
     return files
+
+
+def _origin(run: dg.DagsterRun) -> str:
+    tags = run.tags
+    return tags.get("dagster/sensor_name") or tags.get("dagster/schedule_name") or "launched"
 
 
 def _utc(timestamp: float) -> Any:
