@@ -5,6 +5,9 @@ MESH_HOME ?= $(CURDIR)/.mesh
 SCALE ?= 1
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
+# test workers: the end-to-end tests wait on servers and subprocesses much of the time, so three
+# workers keep a 2-core machine busy where two left it half idle
+TEST_WORKERS ?= 3
 export MESH_HOME
 export DAGSTER_HOME := $(MESH_HOME)/dagster
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
@@ -34,7 +37,7 @@ ui: install  ## the Dagster UI over every domain (loopback only unless UI_HOST i
 	$(VENV)/bin/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
 
 test: install  ## the whole suite, slow end-to-end tests included
-	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=15
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 test-fast: install
 	$(VENV)/bin/pytest -m "not slow"

@@ -101,6 +101,7 @@ class AssetContext:
     run_id: str | None = None
     log: Any = None
     governed_reads: list[dict[str, object]] = field(default_factory=list)
+    landing: str | None = None
 
     @property
     def home(self) -> Path:
@@ -113,7 +114,10 @@ class AssetContext:
 
     @property
     def landing_dir(self) -> Path:
-        return self.mesh.project.home.landing
+        """The folder this asset ingests (`MESH_HOME/landing/<landing>`, as named in `@internal`)."""
+        if self.landing is None:
+            raise ValueError(f"{self.domain}.{self.name} reads a landing folder without declaring landing=...")
+        return self.mesh.project.home.landing / self.landing
 
     def read(self, ref: str) -> str:
         """A relation name to use in SQL: own assets as-is, other domains' products governed."""

@@ -5,13 +5,7 @@ from the UI (the GraphQL mutation the UI sends). No lock failure, no lost or dup
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +15,7 @@ import pytest
 
 from mesh_platform.orchestration.stream import Feed
 from mesh_platform.project import MeshHome
+from mesh_platform.ui_screenshot import graphql, webserver
 from mesh_platform.warehouse import open_warehouse
 from tests.conftest import E2E_SCALE, copy_project, mesh_env, run_mesh_cli
 
@@ -32,29 +27,12 @@ START_SCHEDULE = """mutation($s: ScheduleSelector!) { startSchedule(scheduleSele
   __typename ... on PythonError { message } } }"""
 RESET_SCHEDULE = """mutation($s: ScheduleSelector!) { resetSchedule(scheduleSelector: $s) {
   __typename ... on PythonError { message } } }"""
-LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 ACTIVE = (
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())["data"]
 
 
 class Live:
@@ -69,7 +47,7 @@ class Live:
             "selector": {"repositoryLocationName": location, "repositoryName": "__repository__", "jobName": job},
             "runConfigData": {},
         }
-        result = _graphql(self.port, LAUNCH, {"params": params})["launchRun"]
+        result = graphql(self.port, LAUNCH, {"params": params})["launchRun"]
         assert result["__typename"] == "LaunchRunSuccess", result
         return result["run"]["runId"]
 
@@ -84,40 +62,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     env = mesh_env(root, home)
     run_mesh_cli("seed", "--scale", E2E_SCALE, env=env, cwd=root, check=True)
     run_mesh_cli("run", env=env, cwd=root, check=True)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dagster")),
-            "dev",
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=root,
-        env={**env, "DAGSTER_HOME": str(home / "dagster")},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                entries = _graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"]
-                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                    break
-            except OSError:
-                pass
-            time.sleep(2)
-        else:
-            raise AssertionError("dagster dev did not load every code location in 300 s")
-        yield Live(root, home, port)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=120)
+    env = {**env, "DAGSTER_HOME": str(home / "dagster")}
+    with webserver(root, env, base / "webserver.log") as server:  # `dagster dev`: webserver and daemon
+        yield Live(root, home, server.port)
 
 
 def test_schedule_sensor_automation_and_ui_launches_together(live: Live) -> None:
@@ -127,7 +74,7 @@ def test_schedule_sensor_automation_and_ui_launches_together(live: Live) -> None
         "repositoryName": "__repository__",
         "scheduleName": "pharmacy_schedule",
     }
-    assert _graphql(live.port, START_SCHEDULE, {"s": selector})["startSchedule"]["__typename"] == "ScheduleStateResult"
+    assert graphql(live.port, START_SCHEDULE, {"s": selector})["startSchedule"]["__typename"] == "ScheduleStateResult"
 
     feed = Feed(live.home, seed=21, bookings=25, malformed_rate=0.02, late_rate=0.2)
     batches = []
@@ -140,7 +87,7 @@ def test_schedule_sensor_automation_and_ui_launches_together(live: Live) -> None
 
     instance = live.instance()
     ingested_files = {b.path.name for b in batches}
-    deadline = time.monotonic() + 900
+    deadline = time.monotonic() + 1200
     schedule_on = True
     while time.monotonic() < deadline:
         runs = instance.get_runs(dg.RunsFilter(created_after=_utc(started)))
@@ -149,7 +96,7 @@ def test_schedule_sensor_automation_and_ui_launches_together(live: Live) -> None
         consumers = {key.path[0] for r in automated for key in r.asset_selection or ()}
         scheduled = [r for r in runs if r.tags.get("dagster/schedule_name") == "pharmacy_schedule"]
         if scheduled and schedule_on:  # it ticked: a person switches it off again in the UI
-            result = _graphql(live.port, RESET_SCHEDULE, {"s": selector})["resetSchedule"]
+            result = graphql(live.port, RESET_SCHEDULE, {"s": selector})["resetSchedule"]
             assert result["__typename"] == "ScheduleStateResult", result
             schedule_on = False
         settled = not [r for r in runs if r.status in ACTIVE]
@@ -158,7 +105,7 @@ def test_schedule_sensor_automation_and_ui_launches_together(live: Live) -> None
         time.sleep(5)
     else:
         raise AssertionError(
-            f"not settled in 15 min: ingested all files={done} (missing "
+            f"not settled in 20 min: ingested all files={done} (missing "
             f"{sorted(ingested_files - _ingested_files(instance, started))}), schedule ticked={bool(scheduled)}, "
             f"consumers automated={sorted(consumers)}, active={[r.job_name for r in runs if r.status in ACTIVE]}; "
             f"runs: {[(r.job_name, r.status.value, _origin(r)) for r in runs]}"

@@ -30,7 +30,7 @@ def _new_files(ctx: AssetContext) -> list:
         "create table if not exists main.ingested_files (file varchar primary key, size bigint, run_id varchar)"
     )
     seen = dict(con.execute("select file, size from main.ingested_files").fetchall())
-    folder = ctx.landing_dir / "appointments"  # the folder named in @internal(landing=...)
+    folder = ctx.landing_dir  # MESH_HOME/landing/appointments, as @internal(landing=...) names it
     files = sorted(folder.glob("*.jsonl")) if folder.exists() else []
     return [f for f in files if seen.get(f.relative_to(ctx.home).as_posix()) != f.stat().st_size]
 

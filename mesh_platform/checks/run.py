@@ -22,8 +22,10 @@ from mesh_platform.governance.policies import quote
 from mesh_platform.sdk import SuiteFn
 
 SAMPLE_SIZE = 5
-# counts, percent, observed value and a sample of unexpected values: all a check reports
-RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE}
+# counts, percent and observed value. Without a sample: GX fetches a sample with a query of its own
+# (a whole scan when nothing is unexpected), so samples are fetched only for what failed.
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
+SAMPLE_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE}
 
 
 @dataclass
@@ -159,14 +161,23 @@ def _describe(expectation: Any, result: Any, pii: set[str]) -> tuple[dict[str, A
     return metadata, summary + ")"
 
 
-def _validate_each(batch: Any, expectations: list[Any]) -> list[Any]:
+def _validate_each(batch: Any, expectations: list[Any], result_format: dict[str, Any] = RESULT_FORMAT) -> list[Any]:
     """One GX validation per expectation; an expectation GX cannot run becomes its exception."""
     results: list[Any] = []
     for expectation in expectations:
         try:
-            results.append(batch.validate(expectation, result_format=RESULT_FORMAT))
+            results.append(batch.validate(expectation, result_format=result_format))
         except Exception as exc:  # a GX error is a failed check, reported, not a crash
             results.append(exc)
+    return results
+
+
+def _with_samples(batch: Any, expectations: list[Any], results: list[Any]) -> list[Any]:
+    """Validate the expectations that failed again, this time with a sample of unexpected values."""
+    failed = [i for i, r in enumerate(results) if not isinstance(r, Exception) and not r.success and not _gx_error(r)]
+    for i, result in zip(failed, _validate_each(batch, [expectations[i] for i in failed], SAMPLE_FORMAT), strict=True):
+        if not isinstance(result, Exception):
+            results[i] = result
     return results
 
 
@@ -178,11 +189,11 @@ def _validate_all(batch: Any, expectations: list[Any]) -> list[Any]:
         suite = gx.ExpectationSuite(name="mesh_contract", expectations=[e.copy() for e in expectations])
         results = list(batch.validate(suite, result_format=RESULT_FORMAT).results)
     except Exception:
-        return _validate_each(batch, expectations)
+        return _with_samples(batch, expectations, _validate_each(batch, expectations))
     types = [r.expectation_config.type for r in results]
     if types != [e.expectation_type for e in expectations]:
-        return _validate_each(batch, expectations)
-    return results
+        results = _validate_each(batch, expectations)
+    return _with_samples(batch, expectations, results)
 
 
 def _outcome(plan: CheckPlan, results: list[Any], pii: set[str]) -> CheckOutcome:

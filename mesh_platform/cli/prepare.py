@@ -7,12 +7,13 @@ import json
 import typer
 
 from mesh_platform.cli.common import err, load_mesh
-from mesh_platform.defs.dbt_runner import parse_project
 from mesh_platform.descriptor.schema import SCHEMA_PATH, descriptor_json_schema
 
 
 def prepare() -> None:
     """Parse every dbt project (writes target/manifest.json) and export the descriptor JSON Schema."""
+    from mesh_platform.defs.dbt_runner import parse_project  # dbt and Dagster: only for this verb
+
     mesh = load_mesh()
     for domain in mesh.project.domain_names():
         project_dir = mesh.project.dbt_project_dir(domain)

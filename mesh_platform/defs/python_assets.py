@@ -89,7 +89,9 @@ def build_python_asset(
         )
         lineage.start()
         with open_warehouse(mesh.project.home, domain) as con:
-            ctx = AssetContext(domain, asset_fn.name, con, mesh, asset_fn.reads, run_id, context.log)
+            ctx = AssetContext(
+                domain, asset_fn.name, con, mesh, asset_fn.reads, run_id, context.log, landing=asset_fn.landing
+            )
             try:
                 result = asset_fn(ctx)
                 relation = _write_result(con, asset_fn.name, result)

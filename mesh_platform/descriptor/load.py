@@ -59,12 +59,35 @@ def _rule_for(error: Any) -> str:
     return _RULES.get(error["type"], error["type"].replace("_", "-"))
 
 
+# libyaml when the platform has it: a descriptor is read at every step of every run
+LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_parsed: dict[tuple[str, str], tuple[int, int, tuple[Descriptor | None, list[Problem]]]] = {}
+
+
 def load_descriptor(path: Path, rel: str) -> tuple[Descriptor | None, list[Problem]]:
+    """Parse and validate one descriptor; a file unchanged since this process last read it (same
+    size and modification time) is not parsed again."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return _load_descriptor(path, rel)
+    key = (str(path), rel)
+    cached = _parsed.get(key)
+    if cached and cached[:2] == (stat.st_mtime_ns, stat.st_size):
+        descriptor, problems = cached[2]
+        return (descriptor.model_copy(deep=True) if descriptor else None), list(problems)
+    result = _load_descriptor(path, rel)
+    _parsed[key] = (stat.st_mtime_ns, stat.st_size, result)
+    descriptor, problems = result
+    return (descriptor.model_copy(deep=True) if descriptor else None), list(problems)
+
+
+def _load_descriptor(path: Path, rel: str) -> tuple[Descriptor | None, list[Problem]]:
     domain = path.parent.name
     try:
         text = path.read_text()
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=LOADER)
+        data = yaml.load(text, Loader=LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
