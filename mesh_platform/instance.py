@@ -140,11 +140,16 @@ concurrency:
   runs:
     max_concurrent_runs: 4
 # the daemon (`make ui`) evaluates each product's freshness policy, and frees the pool slots of runs
-# that ended (a run whose process died is marked failed by run monitoring)
+# that ended; run monitoring asks the launcher whether each run's process is alive and marks a run
+# whose process died failed (mesh_platform/orchestration/launcher.py)
 freshness:
   enabled: true
+run_launcher:
+  module: mesh_platform.orchestration.launcher
+  class: MeshRunLauncher
 run_monitoring:
   enabled: true
+  poll_interval_seconds: 15
   free_slots_after_run_end_seconds: 0
 """
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.mesh import Mesh
+from mesh_platform.processes import process_alive
 from mesh_platform.store import ProductStore
 
 # progress is streamed by `_watch`; Dagster's own console logger would repeat every event
@@ -74,16 +75,6 @@ def _runner_tags() -> dict[str, str]:
     return {"mesh/launched_by": "mesh run", "mesh/host": socket.gethostname(), "mesh/pid": str(os.getpid())}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_orphaned_runs(instance: Any) -> list[str]:
     """Runs of a `mesh run` process that died (killed, out of memory) stay STARTED and keep their
     pool slot, so every later run of that domain would wait for it forever. Mark them failed and
@@ -94,7 +85,7 @@ def reap_orphaned_runs(instance: Any) -> list[str]:
     reaped = []
     for run in instance.get_runs(RunsFilter(statuses=active, tags={"mesh/launched_by": "mesh run"})):
         pid = int(run.tags.get("mesh/pid", "0"))
-        if run.tags.get("mesh/host") != socket.gethostname() or not pid or _alive(pid):
+        if run.tags.get("mesh/host") != socket.gethostname() or not pid or process_alive(pid):
             continue
         instance.report_run_failed(run, f"its `mesh run` process (pid {pid}) died before the run ended")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)

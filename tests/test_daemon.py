@@ -5,6 +5,8 @@ from the UI (the GraphQL mutation the UI sends). No lock failure, no lost or dup
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +166,43 @@ def _utc(timestamp: float) -> Any:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid in the run's "Started process for run (pid: N)." event, as the UI shows it."""
+    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records:
+        event = record.event_log_entry.dagster_event
+        if event and (event.message or "").startswith("Started process for run"):
+            return int(event.message.split("pid: ")[1].rstrip(")."))
+    return None
+
+
+def _wait_for_status(instance: dg.DagsterInstance, run_id: str, seconds: float) -> dg.DagsterRun:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None
+        if run.status not in ACTIVE:
+            return run
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} still {run.status.value} after {seconds:.0f} s")
+
+
+def test_a_run_whose_process_is_killed_is_marked_failed_and_frees_its_domain(live: Live) -> None:
+    instance = live.instance()
+    killed = live.launch("scheduling", "scheduling")
+    deadline, pid = time.monotonic() + 300, None
+    while pid is None:
+        assert time.monotonic() < deadline, "the run's process never started"
+        run = instance.get_run_by_id(killed)
+        assert run is not None and run.status in ACTIVE, f"the run ended before it could be killed: {run}"
+        if run.status == dg.DagsterRunStatus.STARTED:
+            pid = _worker_pid(instance, killed)
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)  # out of memory, kill -9: the process ends without a word
+
+    # run monitoring (every 15 s in the dev instance) asks the launcher, which finds the process gone
+    assert _wait_for_status(instance, killed, 180).status == dg.DagsterRunStatus.FAILURE
+    # ...and its pool slot is free: the domain's next run is not stuck behind it
+    after = live.launch("scheduling", "scheduling")
+    assert _wait_for_status(instance, after, 600).status == dg.DagsterRunStatus.SUCCESS
