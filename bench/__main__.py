@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import baseline, checks, load, stream
+from bench import baseline, load, stream
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
 
@@ -24,15 +24,27 @@ RESULTS = Path(__file__).with_name("results")
 MESH = str(Path(sys.executable).with_name("mesh"))
 
 
+# Linux counts a child's peak RSS from its fork, i.e. from the forking process's size: the bench has
+# run DuckDB baselines in-process by then (GBs), so a small launcher process forks the command.
+PEAK_OF = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB, the process and its children) of a command."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read().decode()[-3000:] if proc.stderr else ''}")
-    return seconds, usage.ru_maxrss / 1024
+    with tempfile.NamedTemporaryFile(suffix=".maxrss") as peak:
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", PEAK_OF, peak.name, *cmd], env=env, cwd=cwd, stderr=subprocess.PIPE, text=True
+        )
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        return seconds, int(Path(peak.name).read_text()) / 1024
 
 
 def mesh_vs_duckdb(scales: list[float], work: Path) -> dict[str, dict[str, float]]:
@@ -127,7 +139,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp:
         work = Path(tmp)
         runs = mesh_vs_duckdb(scales, work)
-        check = checks.checks_vs_sql(work / "checks.duckdb", check_rows)
+        measured = subprocess.run(
+            [sys.executable, "-m", "bench.checks", str(work / "checks.duckdb"), str(check_rows)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        check = json.loads(measured.stdout.strip().splitlines()[-1])
         print(f"checks: {check}", flush=True)
         load_s = {str(n): load.load_seconds(n, work / f"load-{n}") for n in product_counts}
         print(f"definitions load: {load_s}", flush=True)

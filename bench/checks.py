@@ -53,3 +53,10 @@ def checks_vs_sql(path: Path, rows: int) -> dict[str, float]:
         "ratio": round(gx_s / sql_s, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
+
+
+if __name__ == "__main__":  # in a process of its own, so the peak RSS is the checks' alone
+    import json
+    import sys
+
+    print(json.dumps(checks_vs_sql(Path(sys.argv[1]), int(sys.argv[2]))))

@@ -6,7 +6,7 @@ its `with get_connection()` block has handed the connection back, and a DuckDB c
 when that happens, so `fetchall()` sees no rows. `patch_execute_query` buffers the rows before
 the connection is released (SQLAlchemy's `freeze()`), which is what every other caller already
 assumes. With it, expectations compile to SQL that DuckDB runs where the data is: no table is
-copied into pandas, memory stays bounded, and the checks of a 10M-row product take about 3x
+copied into pandas, memory stays bounded, and the checks of a 10M-row product take 1.4-1.8x
 the same assertions hand-written in SQL (see the README's performance section).
 
 The batch reads through a cursor of the step's own connection, so it sees the unpublished table
