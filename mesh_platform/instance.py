@@ -150,7 +150,7 @@ run_launcher:
 run_monitoring:
   enabled: true
   poll_interval_seconds: 15
-  free_slots_after_run_end_seconds: 0
+  free_slots_after_run_end_seconds: 1  # 0 would turn freeing off
 """
 
 
@@ -182,7 +182,7 @@ def prod_config(environ: Mapping[str, str]) -> dict:
             "enabled": True,
             "start_timeout_seconds": 300,
             "poll_interval_seconds": 30,
-            "free_slots_after_run_end_seconds": 0,
+            "free_slots_after_run_end_seconds": 1,  # 0 turns freeing off
         },
         "freshness": {"enabled": True},  # the daemon evaluates each product's freshness policy
     }

@@ -39,6 +39,8 @@ def test_dev_instance_uses_the_launcher_and_monitors_runs(tmp_path: Path) -> Non
     assert isinstance(instance.run_launcher, MeshRunLauncher)
     assert instance.run_launcher.supports_check_run_worker_health
     assert instance.run_monitoring_enabled and instance.run_monitoring_poll_interval_seconds <= 30
+    # the slots a dead run holds are freed once it is marked failed (Dagster reads 0 as "never")
+    assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] >= 1
 
 
 def test_a_run_whose_worker_process_died_is_reported_failed(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ def test_prod_instance_config_uses_postgres_from_env_without_writing_the_passwor
     limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert limits == [{"key": "mesh/domain", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
     assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] >= 1  # 0: dead runs keep their slots
     target = postgres_target(env)
     assert (target.host, target.port, target.database, target.user) == ("db.internal", 6432, DATABASE, ROLE)
 
