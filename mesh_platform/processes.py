@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -19,3 +21,10 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc: trust kill(0)
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def local_runner_pid(tags: Mapping[str, str]) -> int | None:
+    """The pid of the `mesh run` process executing a run (its `mesh/pid` and `mesh/host` tags),
+    when that process is on this machine; None otherwise."""
+    pid = int(tags.get("mesh/pid") or 0)
+    return pid if pid and tags.get("mesh/host") == socket.gethostname() else None

@@ -19,7 +19,7 @@ from typing import Any
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.mesh import Mesh
-from mesh_platform.processes import process_alive
+from mesh_platform.processes import local_runner_pid, process_alive
 from mesh_platform.store import ProductStore
 
 # progress is streamed by `_watch`; Dagster's own console logger would repeat every event
@@ -84,8 +84,8 @@ def reap_orphaned_runs(instance: Any) -> list[str]:
     active = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
     reaped = []
     for run in instance.get_runs(RunsFilter(statuses=active, tags={"mesh/launched_by": "mesh run"})):
-        pid = int(run.tags.get("mesh/pid", "0"))
-        if run.tags.get("mesh/host") != socket.gethostname() or not pid or process_alive(pid):
+        pid = local_runner_pid(run.tags)
+        if pid is None or process_alive(pid):
             continue
         instance.report_run_failed(run, f"its `mesh run` process (pid {pid}) died before the run ended")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)

@@ -73,12 +73,9 @@ def load_descriptor(path: Path, rel: str) -> tuple[Descriptor | None, list[Probl
         return _load_descriptor(path, rel)
     key = (str(path), rel)
     cached = _parsed.get(key)
-    if cached and cached[:2] == (stat.st_mtime_ns, stat.st_size):
-        descriptor, problems = cached[2]
-        return (descriptor.model_copy(deep=True) if descriptor else None), list(problems)
-    result = _load_descriptor(path, rel)
-    _parsed[key] = (stat.st_mtime_ns, stat.st_size, result)
-    descriptor, problems = result
+    if cached is None or cached[:2] != (stat.st_mtime_ns, stat.st_size):
+        cached = _parsed[key] = (stat.st_mtime_ns, stat.st_size, _load_descriptor(path, rel))
+    descriptor, problems = cached[2]
     return (descriptor.model_copy(deep=True) if descriptor else None), list(problems)
 
 

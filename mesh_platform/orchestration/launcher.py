@@ -15,12 +15,10 @@ of this machine: the embedded instance runs everything on one machine.
 
 from __future__ import annotations
 
-import socket
-
 from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
-from mesh_platform.processes import process_alive
+from mesh_platform.processes import local_runner_pid, process_alive
 
 
 class MeshRunLauncher(DefaultRunLauncher):
@@ -37,8 +35,8 @@ class MeshRunLauncher(DefaultRunLauncher):
         return CheckRunHealthResult(WorkerStatus.FAILED, f"the run's process (pid {pid}) is gone")
 
     def _worker_pid(self, run: DagsterRun) -> int | None:
-        if run.tags.get("mesh/pid"):
-            return int(run.tags["mesh/pid"]) if run.tags.get("mesh/host") == socket.gethostname() else None
+        if run.tags.get("mesh/pid"):  # executed by `mesh run` in its own process
+            return local_runner_pid(run.tags)
         records = self._instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ENGINE_EVENT).records
         for record in reversed(records):  # the latest worker, if the run was ever resumed
             event = record.event_log_entry.dagster_event
