@@ -8,12 +8,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MESH = str(Path(sys.executable).with_name("mesh"))
 E2E_SCALE = "0.02"
+PG_ROLE, PG_PASSWORD = "mesh_builder", "b0ild-Pw"
+TEST_MASKING_KEY = "5e" * 32
 
 
 def copy_project(dest: Path) -> Path:
@@ -49,22 +52,58 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 class MaterializedMesh:
-    def __init__(self, root: Path, home: Path):
+    def __init__(self, root: Path, home: Path, extra_env: dict[str, str] | None = None):
         self.root, self.home = root, home
-        self.env = mesh_env(root, home)
+        self.env = {**mesh_env(root, home), **(extra_env or {})}
 
     def mesh(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         return run_mesh_cli(*args, env=self.env, cwd=self.root, check=check)
 
+    def mesh_with(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+        return run_mesh_cli(*args, env={**self.env, **env}, cwd=self.root)
 
-@pytest.fixture(scope="session")
-def materialized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MaterializedMesh]:
-    """The whole mesh seeded at a small scale and run once through `mesh run` (shared, read-only)."""
-    base = tmp_path_factory.mktemp("e2e")
-    mm = MaterializedMesh(copy_project(base / "project"), base / "home")
+
+def materialize(base: Path, extra_env: dict[str, str] | None = None) -> MaterializedMesh:
+    """The whole mesh seeded at a small scale and run once through `mesh run`."""
+    mm = MaterializedMesh(copy_project(base / "project"), base / "home", extra_env)
+    mm.home.mkdir(parents=True)
+    (mm.home / "masking.key").write_text(TEST_MASKING_KEY)  # one key: the same tokens in every home
     mm.mesh("seed", "--scale", E2E_SCALE, check=True)
     mm.run = mm.mesh("run")  # type: ignore[attr-defined]
-    yield mm
+    return mm
+
+
+@pytest.fixture(scope="session")
+def materialized_duckdb(tmp_path_factory: pytest.TempPathFactory) -> MaterializedMesh:
+    """The whole mesh on the default warehouse (DuckDB files), shared and read-only."""
+    return materialize(tmp_path_factory.mktemp("e2e"))
+
+
+@pytest.fixture(scope="session")
+def materialized(materialized_duckdb: MaterializedMesh) -> MaterializedMesh:
+    return materialized_duckdb
+
+
+@pytest.fixture(scope="session")
+def warehouse_server() -> Iterator[Any]:
+    """A private PostgreSQL server for the warehouse (Debian's binaries, 127.0.0.1)."""
+    from tests.pg_support import postgres_bin_dir, postgres_server
+
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): install Debian's postgresql package")
+    with postgres_server(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def materialized_pg(warehouse_server: Any, tmp_path_factory: pytest.TempPathFactory) -> MaterializedMesh:
+    """The same mesh with MESH_WAREHOUSE=postgres: a role that may create databases (one per domain)."""
+    warehouse_server.create_role(PG_ROLE, PG_PASSWORD, "CREATEDB")
+    url = f"postgresql://{PG_ROLE}:{PG_PASSWORD}@{warehouse_server.host}:{warehouse_server.port}/postgres"
+    mm = materialize(tmp_path_factory.mktemp("e2e_pg"), {"MESH_WAREHOUSE": "postgres", "MESH_WAREHOUSE_URL": url})
+    mm.server = warehouse_server  # type: ignore[attr-defined]
+    return mm
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

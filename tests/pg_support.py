@@ -77,6 +77,15 @@ class PostgresServer:
         finally:
             con.close()
 
+    def create_role(self, role: str, password: str, *options: str) -> None:
+        """A login role with a password (and e.g. CREATEDB)."""
+        con = self.connect()
+        try:
+            with con.cursor() as cur:
+                cur.execute(f'CREATE ROLE "{role}" LOGIN {" ".join(options)} PASSWORD %s', (password,))
+        finally:
+            con.close()
+
     def create_role_and_database(self, role: str, password: str, database: str) -> str:
         """A login role with a password and a database it owns; returns the role's URL."""
         con = self.connect()

@@ -8,8 +8,15 @@ import pytest
 
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
+from tests.conftest import MaterializedMesh
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def materialized(request: pytest.FixtureRequest) -> MaterializedMesh:
+    """Every test here runs against both warehouses: DuckDB files and a PostgreSQL server."""
+    return request.getfixturevalue("materialized_pg" if request.param == "postgres" else "materialized_duckdb")
 
 
 def test_mesh_run_materializes_every_product(materialized) -> None:

@@ -21,6 +21,7 @@ from mesh_platform.cli import (
 )
 from mesh_platform.cli.common import fail
 from mesh_platform.instance import InstanceConfigError
+from mesh_platform.pg_warehouse import WarehouseConfigError
 
 app = typer.Typer(
     help="A data-product mesh on Dagster: seed, run, validate and explore the pharmacy mesh.",
@@ -49,5 +50,5 @@ for module in (
 def main() -> None:
     try:
         app()
-    except InstanceConfigError as exc:  # MESH_ENV / MESH_PG_URL wrong or database unreachable
+    except (InstanceConfigError, WarehouseConfigError) as exc:  # settings wrong or a server unreachable
         fail(str(exc))

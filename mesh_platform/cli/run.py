@@ -6,7 +6,14 @@ import typer
 from rich.table import Table
 
 from mesh_platform.cli.common import err, fail, load_mesh, out
+from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
 from mesh_platform.runner import run_mesh
+
+
+def check_warehouse() -> None:
+    """MESH_WAREHOUSE's settings, and for a server that it answers, before any run starts."""
+    if warehouse_kind() == "postgres":
+        PgWarehouse.from_env().check()
 
 
 def run(domain: list[str] = typer.Option(None, "--domain", "-d", help="Only this domain (repeatable).")) -> None:
@@ -15,6 +22,7 @@ def run(domain: list[str] = typer.Option(None, "--domain", "-d", help="Only this
     unknown = [d for d in domain or [] if d not in mesh.project.domain_names()]
     if unknown:
         fail(f"unknown domain(s) {', '.join(unknown)}; domains: {', '.join(mesh.project.domain_names())}")
+    check_warehouse()
     results = run_mesh(mesh, domain or None, lambda line: err.print(line, markup=False))
     table = Table(title="mesh run")
     for column in ("domain", "product", "status", "rows", "time (s)", "checks passed", "checks failed"):

@@ -30,15 +30,15 @@ from mesh_platform.defs.publish import (
     will_retry,
 )
 from mesh_platform.defs.specs import internal_attributes, product_attributes
+from mesh_platform.defs.warehouse_io import built_tables, dbt_target, governed_sources
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import Problem
-from mesh_platform.governance.read import audit, authorize, create_governed_view
 from mesh_platform.mesh import Mesh
 from mesh_platform.openlineage import AssetLineage
 from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.project import MeshProject
 from mesh_platform.sdk import SuiteFn
-from mesh_platform.warehouse import open_warehouse, pool_for
+from mesh_platform.warehouse import pool_for
 
 MANIFEST = Path("target") / "manifest.json"
 
@@ -190,12 +190,9 @@ def build_dbt_assets(
         mesh = Mesh.load(MeshProject.discover(project.root))
         run_id = context.run.run_id
         home = mesh.project.home
-        reads = []
-        with open_warehouse(home, domain) as con:
-            for source in consumed:
-                grant = authorize(mesh, f"{source['source_name']}.{source['name']}", domain)
-                create_governed_view(con, grant, home.masking_key())
-                reads.append(audit(mesh, grant, run_id, via=f"{domain} (dbt)"))
+        refs = [f"{source['source_name']}.{source['name']}" for source in consumed]
+        reads = governed_sources(mesh, domain, refs, run_id, via=f"{domain} (dbt)")
+        target, target_env = dbt_target(mesh, domain)
         selected = context.selected_asset_keys
         outputs = {
             uid: (key, context.assets_def.get_output_name_for_asset_key(key))
@@ -224,7 +221,8 @@ def build_dbt_assets(
         stream = run_build(
             dbt_dir,
             mesh.project.dbt_dir,
-            home.warehouse(domain),
+            target,
+            target_env,
             home.path / "dbt-runs" / run_id,
             select,
             outputs,
@@ -244,7 +242,7 @@ def build_dbt_assets(
             yield event
         failures, failed_names = [], set()
         order = sorted(held, key=lambda k: len(upstream_products.get(product_keys[k].name, ())))
-        with open_warehouse(home, domain) as con:
+        with built_tables(mesh, domain, run_id) as (con, relation):
             for key in order:
                 output, product = held[key], product_keys[key]
                 blockers = list(dbt_blockers.get(key, []))
@@ -258,7 +256,7 @@ def build_dbt_assets(
                         mesh,
                         descriptor,
                         product,
-                        f'main."{product.name}"',
+                        relation(product.name),
                         run_id,
                         blockers,
                         suites.get(product.name, ()),

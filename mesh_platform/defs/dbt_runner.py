@@ -13,6 +13,7 @@ import dataclasses
 import os
 import pickle
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,27 +21,52 @@ from typing import Any
 import dagster as dg
 
 PICKLE = Path("target") / "mesh_manifest.pickle"
+TARGETS = ("duckdb", "postgres")  # the outputs of dbt_projects/profiles.yml
 
 
-def parse_project(project_dir: Path, profiles_dir: Path, domain: str) -> None:
-    """Parse once, at install time: writes target/manifest.json and the runner's manifest."""
+def target_path(target: str) -> Path:
+    """Where a target's parse lives: `target/` for DuckDB (its manifest.json is what the Dagster
+    definitions read), `target/<name>/` for the others (their adapter's macros differ)."""
+    return Path("target") if target == "duckdb" else Path("target") / target
+
+
+def pickle_path(target: str) -> Path:
+    return target_path(target) / PICKLE.name
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    previous = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def parse_project(project_dir: Path, profiles_dir: Path, domain: str, target: str = "duckdb") -> None:
+    """Parse once, at install time: writes the target's manifest.json and the runner's manifest."""
     from dbt.cli.main import dbtRunner
 
-    previous = os.environ.get("MESH_DUCKDB_PATH")
-    # the manifest names relations by catalog; the warehouse file of a domain is <domain>.duckdb
-    os.environ["MESH_DUCKDB_PATH"] = str(project_dir / "target" / f"{domain}.duckdb")
-    try:
-        result = dbtRunner().invoke(
-            ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), "--quiet"]
-        )
-    finally:
-        if previous is None:
-            os.environ.pop("MESH_DUCKDB_PATH", None)
-        else:
-            os.environ["MESH_DUCKDB_PATH"] = previous
+    # the manifest names relations by catalog: the domain's <domain>.duckdb file, or its database
+    env = {"MESH_DUCKDB_PATH": str(project_dir / "target" / f"{domain}.duckdb"), "MESH_PG_DBNAME": domain}
+    args = ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), "--quiet"]
+    args += ["--target", target, "--target-path", str(project_dir / target_path(target))]
+    with environment(env):
+        result = dbtRunner().invoke(args)
     if not result.success:
-        raise RuntimeError(f"dbt parse failed in {project_dir}: {result.exception}")
-    (project_dir / PICKLE).write_bytes(pickle.dumps(_manifest_state(result.result)))
+        raise RuntimeError(f"dbt parse ({target}) failed in {project_dir}: {result.exception}")
+    (project_dir / pickle_path(target)).write_bytes(pickle.dumps(_manifest_state(result.result)))
+
+
+def prepare_project(project_dir: Path, profiles_dir: Path, domain: str) -> None:
+    """Parse for every warehouse target, so `MESH_WAREHOUSE` can change without a re-install."""
+    for target in TARGETS:
+        parse_project(project_dir, profiles_dir, domain, target)
 
 
 def _manifest_state(manifest: Any) -> dict[str, Any]:
@@ -49,10 +75,15 @@ def _manifest_state(manifest: Any) -> dict[str, Any]:
     return {f.name: getattr(manifest, f.name) for f in dataclasses.fields(manifest) if not f.name.startswith("_")}
 
 
-def load_manifest_object(project_dir: Path) -> Any:
+def load_manifest_object(project_dir: Path, target: str = "duckdb") -> Any:
     from dbt.contracts.graph.manifest import Manifest
 
-    state = pickle.loads((project_dir / PICKLE).read_bytes())
+    path = project_dir / pickle_path(target)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: the dbt manifests are prepared at install time; run `mesh prepare`"
+        )
+    state = pickle.loads(path.read_bytes())
     return Manifest(**state)
 
 
@@ -65,7 +96,8 @@ class DbtEvents:
 def run_build(
     project_dir: Path,
     profiles_dir: Path,
-    warehouse: Path,
+    target: str,
+    env: Mapping[str, str],
     run_dir: Path,
     select: list[str] | None,
     model_outputs: Mapping[str, tuple[dg.AssetKey, str]],
@@ -74,10 +106,11 @@ def run_build(
 ) -> Iterator[Any]:
     from dbt.cli.main import dbtRunner
 
-    manifest = load_manifest_object(project_dir)
-    os.environ["MESH_DUCKDB_PATH"] = str(warehouse)
+    manifest = load_manifest_object(project_dir, target)
     args = [
         "build",
+        "--target",
+        target,
         "--project-dir",
         str(project_dir),
         "--profiles-dir",
@@ -90,7 +123,8 @@ def run_build(
     ]
     if select:
         args += ["--select", *select]
-    result = dbtRunner(manifest=manifest).invoke(args)
+    with environment(env):
+        result = dbtRunner(manifest=manifest).invoke(args)
     events.success = bool(result.success)
     if result.exception is not None:
         events.errors.append(str(result.exception))

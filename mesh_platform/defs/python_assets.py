@@ -17,6 +17,7 @@ from mesh_platform.defs.publish import (
     will_retry,
 )
 from mesh_platform.defs.specs import internal_attributes, product_attributes
+from mesh_platform.defs.warehouse_io import land_table
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.governance.policies import quote
 from mesh_platform.mesh import Mesh
@@ -95,6 +96,7 @@ def build_python_asset(
             try:
                 result = asset_fn(ctx)
                 relation = _write_result(con, asset_fn.name, result)
+                land_table(con, domain, asset_fn.name)
             except Exception as exc:
                 lineage.fail(f"{type(exc).__name__}: {exc}")
                 record_error(mesh, domain, asset_fn.name, run_id, exc, will_retry(exc, context.retry_number))

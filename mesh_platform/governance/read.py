@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from mesh_platform.descriptor.model import Descriptor, Product
-from mesh_platform.governance.policies import literal, mask_expression, quote
+from mesh_platform.governance.policies import Dialect, literal, mask_expression, quote
 from mesh_platform.mesh import Mesh
 from mesh_platform.store import ProductStore, Published
 
@@ -66,19 +66,20 @@ def authorize(mesh: Mesh, ref: str, consumer: str) -> ReadGrant:
     return ReadGrant(consumer, producer, product, published, masked)  # type: ignore[arg-type]
 
 
-def governed_sql(grant: ReadGrant, key: str) -> str:
-    """A SELECT over the published version with the consumer's masking applied."""
+def governed_sql(grant: ReadGrant, key: str, source: str | None = None, dialect: Dialect = "duckdb") -> str:
+    """A SELECT over the published version with the consumer's masking applied. `source`: the
+    relation holding that version in a server warehouse (default: its Parquet file, for DuckDB)."""
     published_columns = grant.published.columns
     exprs = []
     for column in grant.product.columns:
         if column.name not in published_columns:
             continue
         if column.name in grant.masked:
-            expr = mask_expression(grant.masked[column.name], column.name, column.type, key)
+            expr = mask_expression(grant.masked[column.name], column.name, column.type, key, dialect)
             exprs.append(f"{expr} as {quote(column.name)}")
         else:
             exprs.append(quote(column.name))
-    return f"select {', '.join(exprs)} from read_parquet({literal(grant.published.path)})"
+    return f"select {', '.join(exprs)} from {source or f'read_parquet({literal(grant.published.path)})'}"
 
 
 def create_governed_view(con: duckdb.DuckDBPyConnection, grant: ReadGrant, key: str) -> str:

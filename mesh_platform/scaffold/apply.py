@@ -32,11 +32,11 @@ def apply(mesh: Mesh, plan: FilePlan, dbt_domain: str | None, notes: list[str]) 
 
 def prepare_dbt(mesh: Mesh, domain: str) -> None:
     """`mesh prepare` for one dbt project: its manifest, so definitions load without parsing."""
-    from mesh_platform.defs.dbt_runner import parse_project
+    from mesh_platform.defs.dbt_runner import prepare_project
 
     project_dir = mesh.project.dbt_project_dir(domain)
     assert project_dir is not None, f"no dbt project for {domain}"
-    parse_project(project_dir, mesh.project.dbt_dir, domain)
+    prepare_project(project_dir, mesh.project.dbt_dir, domain)
 
 
 def refresh_readme(mesh: Mesh) -> bool:

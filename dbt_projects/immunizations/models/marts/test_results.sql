@@ -10,5 +10,5 @@ select
     coalesce(result, 'pending') as result,
     collected_at,
     resulted_at,
-    date_diff('minute', collected_at, resulted_at) / 60.0 as turnaround_hours
+    cast({{ dbt.datediff('collected_at', 'resulted_at', 'minute') }} as double precision) / 60 as turnaround_hours
 from tests

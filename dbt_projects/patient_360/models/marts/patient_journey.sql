@@ -26,7 +26,7 @@ tests as (
     select
         patient_id,
         count(*) as tests_taken,
-        arg_max(result, collected_at) as last_test_result
+        {{ last_by('result', 'collected_at') }} as last_test_result
     from {{ source('immunizations', 'test_results') }}
     group by patient_id
 ),
@@ -35,7 +35,7 @@ joined as (
     select
         accounts.patient_id,
         accounts.email,
-        cast(year(accounts.date_of_birth) as integer) as birth_year,
+        cast(extract(year from accounts.date_of_birth) as integer) as birth_year,
         accounts.state,
         accounts.age_band,
         coalesce(appointments.appointments_booked, 0) as appointments_booked,

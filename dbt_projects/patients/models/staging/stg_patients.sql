@@ -15,7 +15,7 @@ cleaned as (
         consent_marketing,
         consent_research,
         created_at,
-        date_diff('year', date_of_birth, date '2024-06-30') as age_years
+        {{ dbt.datediff("date_of_birth", "date '2024-06-30'", "year") }} as age_years
     from source
 )
 

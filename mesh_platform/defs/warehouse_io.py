@@ -1,0 +1,98 @@
+"""The platform's read and write adapters around a domain's build, for the warehouse that
+`MESH_WAREHOUSE` names (`duckdb`, the default: the domain's DuckDB file; `postgres`: the domain's
+database, see `mesh_platform.pg_warehouse`). Domain code never sees which one it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import duckdb
+
+from mesh_platform.governance.policies import quote
+from mesh_platform.governance.read import audit, authorize, create_governed_view, governed_sql
+from mesh_platform.mesh import Mesh
+from mesh_platform.pg_warehouse import (
+    PgWarehouse,
+    create_view,
+    drop_stale_versions,
+    export_parquet,
+    land,
+    load_published,
+    published_table,
+    warehouse_kind,
+)
+from mesh_platform.warehouse import open_warehouse
+
+
+def governed_sources(mesh: Mesh, domain: str, refs: Sequence[str], run_id: str, via: str) -> list[dict[str, Any]]:
+    """The consumed products as governed views `"<producer>"."<product>"` in the domain's warehouse."""
+    home = mesh.project.home
+    key = home.masking_key()
+    records = []
+    with ExitStack() as stack:
+        if warehouse_kind() == "postgres":
+            pg = PgWarehouse.from_env()
+            pg.ensure_database(domain)
+            pcon = stack.enter_context(pg.connect(domain))
+        else:
+            pcon = None
+            con = stack.enter_context(open_warehouse(home, domain))
+        for ref in refs:
+            grant = authorize(mesh, ref, domain)
+            if pcon is None:
+                create_governed_view(con, grant, key)
+            else:
+                p = grant.published
+                source = load_published(pcon, p.domain, p.product, p.version, p.path)
+                create_view(pcon, p.domain, p.product, governed_sql(grant, key, source, "postgres"))
+                drop_stale_versions(pcon, p.domain, p.product, keep=published_table(p.domain, p.product, p.version))
+            records.append(audit(mesh, grant, run_id, via=via))
+    return records
+
+
+def dbt_target(mesh: Mesh, domain: str) -> tuple[str, dict[str, str]]:
+    """The dbt target for this warehouse and the variables its profile output reads."""
+    if warehouse_kind() == "postgres":
+        return "postgres", PgWarehouse.from_env().dbt_env(domain)
+    return "duckdb", {"MESH_DUCKDB_PATH": str(mesh.project.home.warehouse(domain))}
+
+
+def land_table(con: duckdb.DuckDBPyConnection, domain: str, name: str) -> None:
+    """Write adapter: a table a Python asset built in DuckDB, into the domain's server warehouse."""
+    if warehouse_kind() != "postgres":
+        return  # the DuckDB file is the warehouse
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = ?", [name]
+    ).fetchall()
+    if not exists[0][0]:
+        return  # the asset wrote no table of its own name
+    pg = PgWarehouse.from_env()
+    pg.ensure_database(domain)
+    with pg.connect(domain) as pcon:
+        land(con, f"main.{quote(name)}", pcon, name)
+
+
+@contextmanager
+def built_tables(mesh: Mesh, domain: str, run_id: str) -> Iterator[tuple[duckdb.DuckDBPyConnection, Any]]:
+    """Read adapter for write-audit-publish: a DuckDB connection and `relation(name)` naming the
+    built table in it. On PostgreSQL the table is exported to Parquet staged for this run and
+    audited from there (the checks run in DuckDB whatever the warehouse)."""
+    home = mesh.project.home
+    if warehouse_kind() != "postgres":
+        with open_warehouse(home, domain) as con:
+            yield con, lambda name: f"main.{quote(name)}"
+        return
+    staged = home.path / "dbt-runs" / run_id / "staged"
+    pg = PgWarehouse.from_env()
+    with pg.connect(domain) as pcon, duckdb.connect() as con:
+
+        def relation(name: str) -> str:
+            path = staged / f"{name}.parquet"
+            export_parquet(pcon, "main", name, path)
+            con.execute(f"create or replace view main.{quote(name)} as select * from read_parquet('{path}')")
+            return f"main.{quote(name)}"
+
+        yield con, relation
