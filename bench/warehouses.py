@@ -53,7 +53,7 @@ def main() -> None:
                 Path(tmp) / "postgres", args.scale, {"MESH_WAREHOUSE": "postgres", "MESH_WAREHOUSE_URL": url}
             )
     print(f"mesh run at scale {args.scale} on {os.cpu_count()} cores")
-    print(f"| domain | DuckDB (s) | PostgreSQL (s) |\n|---|---|---|")
+    print("| domain | DuckDB (s) | PostgreSQL (s) |\n|---|---|---|")
     for domain in duck_steps:
         print(f"| {domain} steps | {duck_steps[domain]:.1f} | {pg_steps.get(domain, float('nan')):.1f} |")
     print(f"| whole run (wall) | {duck_s:.1f} | {pg_s:.1f} |")

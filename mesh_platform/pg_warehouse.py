@@ -151,11 +151,19 @@ def _reason(exc: BaseException) -> str:
 
 
 def land(duck: duckdb.DuckDBPyConnection, relation: str, pg: Any, table: str) -> int:
-    """Copy a DuckDB relation into `main.<table>` of the domain's PostgreSQL database (replaced)."""
+    """Copy a DuckDB relation into `main.<table>` of the domain's PostgreSQL database: loaded under
+    a new name, then swapped in one transaction (dbt's views over the old table are dropped with it
+    and rebuilt by the domain's dbt build)."""
     reader = duck.cursor().sql(f"select * from {relation}").to_arrow_reader(BATCH_ROWS)
+    incoming = f"_mesh_incoming_{hashlib.sha1(table.encode()).hexdigest()[:16]}"
     with pg.cursor() as cur:
+        cur.execute(f"drop table if exists main.{quote(incoming)}")
+        rows = int(cur.adbc_ingest(incoming, reader, mode="create", db_schema_name="main"))
+        cur.execute("begin")
         cur.execute(f"drop table if exists main.{quote(table)} cascade")
-        return int(cur.adbc_ingest(table, reader, mode="create", db_schema_name="main"))
+        cur.execute(f"alter table main.{quote(incoming)} rename to {quote(table)}")
+        cur.execute("commit")
+    return rows
 
 
 def export_parquet(pg: Any, schema: str, table: str, path: Path) -> None:

@@ -18,6 +18,7 @@ from mesh_platform.cli import (
     run,
     seed,
     validate,
+    warm,
 )
 from mesh_platform.cli.common import fail
 from mesh_platform.instance import InstanceConfigError
@@ -43,6 +44,7 @@ for module in (
     new_product,
     export_contract,
     emit,
+    warm,
 ):
     module.register(app)
 

@@ -5,6 +5,7 @@ database, see `mesh_platform.pg_warehouse`). Domain code never sees which one it
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -87,12 +88,15 @@ def built_tables(mesh: Mesh, domain: str, run_id: str) -> Iterator[tuple[duckdb.
         return
     staged = home.path / "dbt-runs" / run_id / "staged"
     pg = PgWarehouse.from_env()
-    with pg.connect(domain) as pcon, duckdb.connect() as con:
+    try:
+        with pg.connect(domain) as pcon, duckdb.connect() as con:
 
-        def relation(name: str) -> str:
-            path = staged / f"{name}.parquet"
-            export_parquet(pcon, "main", name, path)
-            con.execute(f"create or replace view main.{quote(name)} as select * from read_parquet('{path}')")
-            return f"main.{quote(name)}"
+            def relation(name: str) -> str:
+                path = staged / f"{name}.parquet"
+                export_parquet(pcon, "main", name, path)
+                con.execute(f"create or replace view main.{quote(name)} as select * from read_parquet('{path}')")
+                return f"main.{quote(name)}"
 
-        yield con, relation
+            yield con, relation
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)  # published and rejected versions are copies

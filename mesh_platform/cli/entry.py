@@ -1,0 +1,17 @@
+"""The `mesh` executable: hand the command to the warm server when one runs (`mesh warm`), else
+run it here."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    from mesh_platform.warm import run_warm
+
+    code = run_warm(sys.argv[1:])
+    if code is not None:
+        raise SystemExit(code)
+    from mesh_platform.cli.app import main as run_here
+
+    run_here()
