@@ -13,7 +13,10 @@ from tests.conftest import MaterializedMesh
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 
-@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module",
+    params=["duckdb", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.xdist_group("e2e_pg")])],
+)
 def materialized(request: pytest.FixtureRequest) -> MaterializedMesh:
     """Every test here runs against both warehouses: DuckDB files and a PostgreSQL server."""
     return request.getfixturevalue("materialized_pg" if request.param == "postgres" else "materialized_duckdb")

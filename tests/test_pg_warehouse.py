@@ -17,7 +17,7 @@ from mesh_platform.project import MeshProject
 from mesh_platform.store import Published
 from tests.conftest import PG_PASSWORD, PG_ROLE, MaterializedMesh
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("e2e_pg")]
 
 
 def tables(mm: MaterializedMesh, database: str) -> dict[tuple[str, str], str]:
