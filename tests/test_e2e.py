@@ -10,12 +10,15 @@ from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
 from tests.conftest import MaterializedMesh
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(
     scope="module",
-    params=["duckdb", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.xdist_group("e2e_pg")])],
+    params=[
+        pytest.param("duckdb", marks=pytest.mark.xdist_group("e2e")),
+        pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.xdist_group("e2e_pg")]),
+    ],
 )
 def materialized(request: pytest.FixtureRequest) -> MaterializedMesh:
     """Every test here runs against both warehouses: DuckDB files and a PostgreSQL server."""

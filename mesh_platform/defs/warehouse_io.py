@@ -25,7 +25,7 @@ from mesh_platform.pg_warehouse import (
     published_table,
     warehouse_kind,
 )
-from mesh_platform.warehouse import open_warehouse
+from mesh_platform.warehouse import memory_limit, open_warehouse
 
 
 def governed_sources(mesh: Mesh, domain: str, refs: Sequence[str], run_id: str, via: str) -> list[dict[str, Any]]:
@@ -90,6 +90,7 @@ def built_tables(mesh: Mesh, domain: str, run_id: str) -> Iterator[tuple[duckdb.
     pg = PgWarehouse.from_env()
     try:
         with pg.connect(domain) as pcon, duckdb.connect() as con:
+            con.execute(f"set memory_limit = '{memory_limit()}'")
 
             def relation(name: str) -> str:
                 path = staged / f"{name}.parquet"
