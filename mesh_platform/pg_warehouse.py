@@ -39,6 +39,7 @@ KINDS = ("duckdb", "postgres")
 URL_FORM = "postgresql://user:password@host:port/database"
 PUBLISHED_SCHEMA = "mesh_published"
 BATCH_ROWS = 100_000
+_ENSURED: set[tuple[str, int, str]] = set()  # domain databases known to exist, per server
 
 
 class WarehouseConfigError(Exception):
@@ -122,7 +123,10 @@ class PgWarehouse:
             cur.fetchall()
 
     def ensure_database(self, domain: str) -> None:
-        """The domain's database and its `main` schema (the role needs CREATEDB, or a DBA makes them)."""
+        """The domain's database and its `main` schema (the role needs CREATEDB, or a DBA makes them);
+        checked once per process and server."""
+        if (self.host, self.port, domain) in _ENSURED:
+            return
         with self.connect(self.admin_database) as con, con.cursor() as cur:
             cur.execute("select 1 from pg_database where datname = $1", parameters=(domain,))
             if not cur.fetchall():
@@ -133,6 +137,7 @@ class PgWarehouse:
                         raise
         with self.connect(domain) as con, con.cursor() as cur:
             cur.execute("create schema if not exists main")
+        _ENSURED.add((self.host, self.port, domain))
 
 
 def _reason(exc: BaseException) -> str:
@@ -209,12 +214,11 @@ def published_table(domain: str, product: str, version: str) -> str:
     return f"{domain}__{product}"[:40] + "__" + hashlib.sha1(version.encode()).hexdigest()[:12]
 
 
-def load_published(pg: Any, domain: str, product: str, version: str, parquet: str) -> str:
-    """The published version as a table of this database, loaded once per version."""
+def load_published(pg: Any, table: str, parquet: str) -> str:
+    """A published version (its Parquet file) as `mesh_published.<table>`, loaded once per version."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = published_table(domain, product, version)
     relation = f"{PUBLISHED_SCHEMA}.{quote(table)}"
     with pg.cursor() as cur:
         cur.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
@@ -226,8 +230,8 @@ def load_published(pg: Any, domain: str, product: str, version: str, parquet: st
     return relation
 
 
-def drop_stale_versions(pg: Any, domain: str, product: str, keep: str) -> None:
-    """Drop the product's older loaded versions once the view no longer refers to them."""
+def drop_stale_versions(pg: Any, keep: str) -> None:
+    """Drop the other loaded versions of `keep`'s product once no view refers to them."""
     prefix = keep.rsplit("__", 1)[0] + "__"
     with pg.cursor() as cur:
         cur.execute(

@@ -87,12 +87,9 @@ def materialized(materialized_duckdb: MaterializedMesh) -> MaterializedMesh:
 @pytest.fixture(scope="session")
 def warehouse_server() -> Iterator[Any]:
     """A private PostgreSQL server for the warehouse (Debian's binaries, 127.0.0.1)."""
-    from tests.pg_support import postgres_bin_dir, postgres_server
+    from tests.pg_support import postgres_or_skip
 
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): install Debian's postgresql package")
-    with postgres_server(bin_dir) as server:
+    with postgres_or_skip() as server:
         yield server
 
 

@@ -145,3 +145,15 @@ def postgres_server(bin_dir: Path) -> Iterator[PostgresServer]:
             with contextlib.suppress(Exception):
                 run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_or_skip() -> Iterator[PostgresServer]:
+    """A private server for a test fixture; the test is skipped where Debian's binaries are missing."""
+    import pytest
+
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): install Debian's postgresql package")
+    with postgres_server(bin_dir) as server:
+        yield server

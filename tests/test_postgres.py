@@ -23,7 +23,7 @@ import yaml
 from mesh_platform.instance import InstanceConfigError, dagster_yaml, mesh_env, postgres_target
 from tests.conftest import E2E_SCALE, MESH, copy_project, run_mesh_cli
 from tests.conftest import mesh_env as project_env
-from tests.pg_support import PostgresServer, free_port, postgres_bin_dir, postgres_server
+from tests.pg_support import PostgresServer, free_port, postgres_or_skip
 
 ROLE, PASSWORD, DATABASE = "mesh_runner", "s3cret-Pw", "mesh_dagster"
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -103,10 +103,7 @@ def test_mesh_run_with_unknown_environment_fails_in_one_line(tmp_path: Path) -> 
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PostgresServer]:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): install Debian's postgresql package")
-    with postgres_server(bin_dir) as server:
+    with postgres_or_skip() as server:
         yield server
 
 

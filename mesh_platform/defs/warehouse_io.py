@@ -13,16 +13,12 @@ from typing import Any
 import duckdb
 
 from mesh_platform.governance.policies import quote
-from mesh_platform.governance.read import audit, authorize, create_governed_view, governed_sql
+from mesh_platform.governance.read import audit, authorize, create_governed_view, create_governed_view_pg
 from mesh_platform.mesh import Mesh
 from mesh_platform.pg_warehouse import (
     PgWarehouse,
-    create_view,
-    drop_stale_versions,
     export_parquet,
     land,
-    load_published,
-    published_table,
     warehouse_kind,
 )
 from mesh_platform.warehouse import memory_limit, open_warehouse
@@ -37,19 +33,12 @@ def governed_sources(mesh: Mesh, domain: str, refs: Sequence[str], run_id: str, 
         if warehouse_kind() == "postgres":
             pg = PgWarehouse.from_env()
             pg.ensure_database(domain)
-            pcon = stack.enter_context(pg.connect(domain))
+            con, create = stack.enter_context(pg.connect(domain)), create_governed_view_pg
         else:
-            pcon = None
-            con = stack.enter_context(open_warehouse(home, domain))
+            con, create = stack.enter_context(open_warehouse(home, domain)), create_governed_view
         for ref in refs:
             grant = authorize(mesh, ref, domain)
-            if pcon is None:
-                create_governed_view(con, grant, key)
-            else:
-                p = grant.published
-                source = load_published(pcon, p.domain, p.product, p.version, p.path)
-                create_view(pcon, p.domain, p.product, governed_sql(grant, key, source, "postgres"))
-                drop_stale_versions(pcon, p.domain, p.product, keep=published_table(p.domain, p.product, p.version))
+            create(con, grant, key)
             records.append(audit(mesh, grant, run_id, via=via))
     return records
 

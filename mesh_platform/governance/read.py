@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.policies import Dialect, literal, mask_expression, quote
 from mesh_platform.mesh import Mesh
+from mesh_platform.pg_warehouse import create_view, drop_stale_versions, load_published, published_table
 from mesh_platform.store import ProductStore, Published
 
 
@@ -90,6 +92,16 @@ def create_governed_view(con: duckdb.DuckDBPyConnection, grant: ReadGrant, key: 
     return f"{schema}.{view}"
 
 
+def create_governed_view_pg(pg: Any, grant: ReadGrant, key: str) -> str:
+    """The same view in the consumer's PostgreSQL database, over the published version loaded there."""
+    published = grant.published
+    table = published_table(published.domain, published.product, published.version)
+    source = load_published(pg, table, published.path)
+    relation = create_view(pg, grant.producer.domain, grant.product.name, governed_sql(grant, key, source, "postgres"))
+    drop_stale_versions(pg, keep=table)
+    return relation
+
+
 def audit(mesh: Mesh, grant: ReadGrant, run_id: str | None, via: str) -> dict[str, object]:
     record = {
         "at": datetime.now(UTC).isoformat(),
@@ -115,5 +127,6 @@ __all__ = [
     "audit",
     "authorize",
     "create_governed_view",
+    "create_governed_view_pg",
     "governed_sql",
 ]
