@@ -15,6 +15,7 @@ changed, which the server notices and exits) commands run cold as before.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import inspect
 import io
@@ -27,6 +28,8 @@ import sysconfig
 import time
 from pathlib import Path
 from typing import NoReturn
+
+from mesh_platform.cli.finish import exit_code, finish
 
 # third-party modules a `mesh run` imports (measured with -X importtime), never the mesh's own code
 PRELOAD = (
@@ -131,6 +134,10 @@ def warm_up() -> None:
     # module files is filled on the first walk
     inspect.getmodule(inspect.currentframe())
     inspect.stack()
+    # the preloaded heap is never garbage: keep the collector off it, so workers neither scan it
+    # nor copy its pages (a collection writes to every object it visits)
+    gc.collect()
+    gc.freeze()
 
 
 def serve(home: Path) -> None:
@@ -220,13 +227,12 @@ def _work(request: dict, fds: list[int]) -> NoReturn:
             main()
             code = 0
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            code = exit_code(exc)
     except BaseException as exc:  # the worker must always report an exit status
         with contextlib.suppress(Exception):
             sys.stderr.write(f"mesh (warm): {type(exc).__name__}: {exc}\n")
         code = 130 if isinstance(exc, KeyboardInterrupt) else 1
-    # a normal exit, so finalizers run as in a cold process (multiprocessing's, logging's, ...)
-    raise SystemExit(code)
+    finish(code)  # as a cold command ends: threads joined, atexit handlers run, output flushed
 
 
 if __name__ == "__main__":

@@ -13,5 +13,11 @@ def main() -> None:
     if code is not None:
         raise SystemExit(code)
     from mesh_platform.cli.app import main as run_here
+    from mesh_platform.cli.finish import exit_code, finish
 
-    run_here()
+    try:
+        run_here()
+        code = 0
+    except SystemExit as exc:
+        code = exit_code(exc)
+    finish(code)
