@@ -23,12 +23,23 @@ MEMORY_LIMIT_ENV = "MESH_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "1GB"  # DuckDB's own default is 80% of RAM; past the limit it spills to disk
 
 
+SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT])(i?)B")
+
+
 def memory_limit() -> str:
     """DuckDB's memory limit for the mesh's connections (read when a connection opens)."""
     value = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
-    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value):
+    if not SIZE.fullmatch(value):
         raise ValueError(f"{MEMORY_LIMIT_ENV}={value!r}: expected a size like '512MB' or '2GB'")
     return value
+
+
+def memory_limit_share(parts: int) -> str:
+    """The memory limit split between `parts` processes that run at once (`mesh run --jobs`), so
+    the run as a whole stays within it."""
+    number, unit, binary = SIZE.fullmatch(memory_limit()).groups()  # type: ignore[union-attr]
+    size = float(number) * (1024 if binary else 1000) ** ("KMGT".index(unit) + 1)
+    return f"{max(int(size / parts / 1000**2), 64)}MB"
 
 
 def pool_for(domain: str) -> str:

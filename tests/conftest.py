@@ -43,6 +43,15 @@ def run_mesh_cli(*args: str, env: dict[str, str], cwd: Path, check: bool = False
     return proc
 
 
+def run_spans(home: Path) -> dict[str, tuple[float, float]]:
+    """Each domain's latest run in MESH_HOME's Dagster instance: (start, end) times by job name."""
+    from dagster import DagsterInstance
+
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    records = sorted(instance.get_run_records(), key=lambda r: r.start_time)
+    return {r.dagster_run.job_name: (r.start_time, r.end_time) for r in records}
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = copy_project(tmp_path / "project")

@@ -8,7 +8,7 @@ import pytest
 
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
-from tests.conftest import MaterializedMesh
+from tests.conftest import MaterializedMesh, run_spans
 
 pytestmark = [pytest.mark.slow]
 
@@ -59,6 +59,17 @@ def test_runs_are_recorded_in_the_dagster_instance(materialized) -> None:
         "patient_360",
         "site_operations",
     }
+
+
+def test_independent_domains_run_at_once_consumers_after_their_producers(materialized) -> None:
+    """`mesh run` runs two domains at a time by default (`--jobs`), never a consumer before its producers."""
+    spans = run_spans(materialized.home)
+    mesh = Mesh.load(MeshProject.discover(materialized.root))
+    for domain, descriptor in mesh.descriptors.items():
+        for producer in descriptor.consumed_domains:
+            assert spans[producer][1] <= spans[domain][0], f"{domain} started before {producer} ended"
+    at_once = max(sum(1 for s, e in spans.values() if s <= start < e) for start, _ in spans.values())
+    assert at_once == 2, spans
 
 
 def test_lineage_crosses_domains(materialized) -> None:

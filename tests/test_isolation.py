@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from mesh_platform.defs.domain import domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
-from tests.conftest import MESH, copy_project, mesh_env, run_mesh_cli
+from tests.conftest import MESH, copy_project, mesh_env, run_mesh_cli, run_spans
 
 pytestmark = pytest.mark.slow
 
@@ -68,3 +69,37 @@ def test_two_domains_run_concurrently(tmp_path: Path) -> None:
     for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, stdout + stderr
         assert "lock" not in stderr.lower()
+
+
+def test_one_job_runs_domains_one_after_another(tmp_path: Path) -> None:
+    root = copy_project(tmp_path / "project")
+    env = mesh_env(root, tmp_path / "home")
+    refused = run_mesh_cli("run", "--jobs", "0", env=env, cwd=root)
+    assert refused.returncode == 2 and "--jobs" in refused.stderr
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    run_mesh_cli("run", "--jobs", "1", "--domain", "pharmacy", "--domain", "scheduling", env=env, cwd=root, check=True)
+    (_, first_end), (second_start, _) = sorted(run_spans(tmp_path / "home").values())
+    assert first_end <= second_start
+
+
+def test_ctrl_c_stops_every_domain_and_fails_their_runs(tmp_path: Path) -> None:
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    root = copy_project(tmp_path / "project")
+    env = mesh_env(root, tmp_path / "home")
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    proc = subprocess.Popen([MESH, "run"], env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = 0
+    while started < 2:  # two domains running at once, each in its own process
+        line = proc.stderr.readline()
+        assert line, "mesh run ended before two domains started"
+        started += ": run " in line
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 2
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=300)
+    assert proc.returncode == 130
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    instance = DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+    active = {DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
+    assert not [(run.job_name, run.status) for run in instance.get_runs() if run.status in active]

@@ -55,5 +55,4 @@ def site_daily_capacity(ctx: AssetContext) -> str:
         left join appointment_days as a using (site_id, day)
         left join dose_days as d using (site_id, day)
         left join test_days as t using (site_id, day)
-        order by days.site_id, days.day
     """

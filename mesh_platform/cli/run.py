@@ -7,23 +7,39 @@ from rich.table import Table
 
 from mesh_platform.cli.common import err, fail, load_mesh, out
 from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
-from mesh_platform.runner import run_mesh
+from mesh_platform.run_scheduler import run_mesh
+from mesh_platform.warehouse import memory_limit
 
 
 def check_warehouse() -> None:
-    """MESH_WAREHOUSE's settings, and for a server that it answers, before any run starts."""
+    """MESH_WAREHOUSE's settings (for a server, that it answers) and DuckDB's memory limit, before
+    any run starts."""
     if warehouse_kind() == "postgres":
         PgWarehouse.from_env().check()
+    try:
+        memory_limit()
+    except ValueError as exc:
+        fail(str(exc))
 
 
-def run(domain: list[str] = typer.Option(None, "--domain", "-d", help="Only this domain (repeatable).")) -> None:
+def run(
+    domain: list[str] = typer.Option(None, "--domain", "-d", help="Only this domain (repeatable)."),
+    jobs: int = typer.Option(
+        2,
+        "--jobs",
+        "-j",
+        min=1,
+        envvar="MESH_RUN_JOBS",
+        help="Domains run at the same time, each in its own process (1: one after another, in this one).",
+    ),
+) -> None:
     """Materialize every product (or one domain's) with its checks; exit 1 if anything failed."""
     mesh = load_mesh()
     unknown = [d for d in domain or [] if d not in mesh.project.domain_names()]
     if unknown:
         fail(f"unknown domain(s) {', '.join(unknown)}; domains: {', '.join(mesh.project.domain_names())}")
     check_warehouse()
-    results = run_mesh(mesh, domain or None, lambda line: err.print(line, markup=False))
+    results = run_mesh(mesh, domain or None, lambda line: err.print(line, markup=False), jobs)
     table = Table(title="mesh run")
     for column in ("domain", "product", "status", "rows", "time (s)", "checks passed", "checks failed"):
         table.add_column(column, justify="right" if column in ("rows", "time (s)") or "checks" in column else "left")

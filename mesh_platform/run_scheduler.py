@@ -1,0 +1,166 @@
+"""`mesh run --jobs N`: domains run producers first, at most N at a time.
+
+With one job every domain runs in this process, one after another. With more, each domain runs in
+a process forked from this one once the libraries are imported (`warm.warm_up`), so independent
+domains overlap (patients, pharmacy and scheduling; then patient_360 and site_operations) without
+paying the imports again. The domains running at once split DuckDB's memory limit between them,
+so the run as a whole stays within it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mesh_platform.mesh import Mesh
+from mesh_platform.runner import DomainResult, open_instance, reap_orphaned_runs, run_domain
+from mesh_platform.warehouse import MEMORY_LIMIT_ENV, memory_limit_share
+
+Emit = Callable[[str], None]
+
+
+def consumer_counts(mesh: Mesh, selected: list[str]) -> dict[str, int]:
+    """How many selected domains wait, directly or not, on each domain: the longest waits go first."""
+    consumers: dict[str, set[str]] = {d: set() for d in selected}
+    for domain in selected:
+        descriptor = mesh.descriptors.get(domain)
+        for upstream in descriptor.consumed_domains if descriptor else ():
+            if upstream in consumers and upstream != domain:
+                consumers[upstream].add(domain)
+
+    def reach(domain: str, seen: set[str]) -> set[str]:
+        for consumer in consumers[domain] - seen:
+            seen.add(consumer)
+            reach(consumer, seen)
+        return seen
+
+    return {d: len(reach(d, set())) for d in selected}
+
+
+@dataclass
+class _Child:
+    """A domain's run in a forked process, which sends its DomainResult back on a pipe."""
+
+    domain: str
+    process: Any
+    results: Any  # the pipe's read end
+
+    @classmethod
+    def start(cls, mesh: Mesh, domain: str, instance: Any, emit: Emit, share: dict[str, str]) -> _Child:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")  # the parent's imports, not a fresh interpreter
+        receive, send = context.Pipe(duplex=False)
+
+        def child() -> None:
+            os.setpgid(0, 0)  # Ctrl-C reaches the parent, which passes it on once
+            os.environ.update(share)  # this domain's part of DuckDB's memory limit
+            receive.close()
+            try:
+                result = run_domain(mesh, domain, instance, emit)
+            except BaseException as exc:
+                result = DomainResult(domain, "failure", error=f"{type(exc).__name__}: {exc}")
+            send.send(result)
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+        process = context.Process(target=child, name=f"mesh run {domain}", daemon=False)
+        process.start()
+        send.close()
+        return cls(domain, process, receive)
+
+    def collect(self, instance: Any) -> DomainResult:
+        try:
+            result = self.results.recv()
+        except EOFError:  # the process died before reporting (killed, out of memory)
+            self.process.join()
+            reap_orphaned_runs(instance)
+            result = DomainResult(
+                self.domain, "failure", error=f"its run process died (exit code {self.process.exitcode})"
+            )
+        self.results.close()
+        self.process.join()
+        return result
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGINT)
+
+
+class _Scheduler:
+    def __init__(self, mesh: Mesh, selected: list[str], instance: Any, emit: Emit, jobs: int) -> None:
+        self.mesh, self.instance, self.emit, self.jobs = mesh, instance, emit, jobs
+        # topological order first (the mesh's), then the longest chain of waiting consumers first
+        ordered = [d for d in mesh.domains if d in selected] + [d for d in selected if d not in mesh.descriptors]
+        waits = consumer_counts(mesh, ordered)
+        self.ordered = ordered
+        self.by_priority = sorted(ordered, key=lambda d: -waits[d])
+        self.results: dict[str, DomainResult] = {}
+        self.share = {MEMORY_LIMIT_ENV: memory_limit_share(jobs)}
+        self.running: dict[str, _Child] = {}
+
+    def finish(self, result: DomainResult) -> None:
+        self.results[result.domain] = result
+
+    def failed(self) -> set[str]:
+        return {d for d, r in self.results.items() if r.status != "success"}
+
+    def step(self, domain: str) -> None:
+        """Settle or start `domain` if it can be; leave it pending if it waits on a producer or a job."""
+        descriptor = self.mesh.descriptors.get(domain)
+        if descriptor is None:
+            problems = "\n".join(str(p) for p in self.mesh.problems_for(domain))
+            return self.finish(DomainResult(domain, "invalid", error=problems))
+        upstream = descriptor.consumed_domains & set(self.ordered) - {domain}
+        if upstream_failed := sorted(upstream & self.failed()):
+            names = ", ".join(upstream_failed)
+            self.emit(f"{domain}: skipped, upstream {names} failed")
+            return self.finish(DomainResult(domain, "skipped", error=f"upstream domain(s) failed: {names}"))
+        if upstream - self.results.keys() or len(self.running) >= self.jobs:
+            return None
+        if self.jobs == 1:
+            return self.finish(run_domain(self.mesh, domain, self.instance, self.emit))
+        self.running[domain] = _Child.start(self.mesh, domain, self.instance, self.emit, self.share)
+        return None
+
+    def run(self) -> list[DomainResult]:
+        from multiprocessing.connection import wait
+
+        try:
+            while len(self.results) < len(self.ordered):
+                pending = [d for d in self.by_priority if d not in self.results and d not in self.running]
+                for domain in pending:
+                    self.step(domain)
+                if not self.running and not self.results.keys() & set(pending):  # they wait on each other
+                    for domain in pending:
+                        self.finish(DomainResult(domain, "invalid", error="its domains consume each other in a cycle"))
+                if self.running:
+                    ready = wait([child.results for child in self.running.values()])
+                    for child in [c for c in self.running.values() if c.results in ready]:
+                        self.finish(self.running.pop(child.domain).collect(self.instance))
+        except BaseException:
+            for child in self.running.values():
+                child.interrupt()
+            for child in self.running.values():
+                child.process.join()
+            if self.running:  # their runs end as failed now, not at the next `mesh run`
+                reap_orphaned_runs(self.instance)
+            raise
+        return [self.results[d] for d in self.ordered]
+
+
+def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int = 1) -> list[DomainResult]:
+    """Run the selected domains (all by default), producers before their consumers; a domain whose
+    producer failed is skipped (it keeps reading the last published versions)."""
+    selected = domains or mesh.project.domain_names()
+    with open_instance(mesh) as instance:
+        if jobs > 1:
+            from mesh_platform.warm import warm_up
+
+            warm_up()  # imported once here, shared by every forked domain
+        return _Scheduler(mesh, selected, instance, emit, jobs).run()
