@@ -1,8 +1,8 @@
 """`mesh run`: materialize domains through the Dagster instance in MESH_HOME, headless.
 
 Each domain is one run of its job (in-process executor: one process, imports paid once), so the
-runs appear in the Dagster UI afterwards. Domains run producers first; a domain whose run fails
-stops its consumers in this invocation (they keep reading the last published versions).
+runs appear in the Dagster UI afterwards. Which domains run, in what order and how many at once is
+`run_scheduler`'s.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.mesh import Mesh
+from mesh_platform.orchestration.sqlite_events import cache_engines
 from mesh_platform.processes import local_runner_pid, process_alive
 from mesh_platform.store import ProductStore
 
@@ -63,6 +64,7 @@ def open_instance(mesh: Mesh) -> Iterator[Any]:
     with open(mesh.project.home.dagster_home / ".init.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         instance = DagsterInstance.get()
+        cache_engines(instance.event_log_storage)
         instance.get_runs(limit=1)
         instance.event_log_storage.get_latest_materialization_events([])
         reap_orphaned_runs(instance)
@@ -197,30 +199,3 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
         error or ("" if result.success else "run failed"),
         _product_results(mesh, domain, run_id, durations),
     )
-
-
-def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Callable[[str], None]) -> list[DomainResult]:
-    selected = domains or mesh.project.domain_names()
-    ordered = [d for d in mesh.domains if d in selected] + [d for d in selected if d not in mesh.descriptors]
-    results: list[DomainResult] = []
-    failed: set[str] = set()
-    with open_instance(mesh) as instance:
-        for domain in ordered:
-            descriptor = mesh.descriptors.get(domain)
-            upstream_failed = sorted(descriptor.consumed_domains & failed) if descriptor else []
-            if upstream_failed:
-                failed.add(domain)
-                results.append(
-                    DomainResult(domain, "skipped", error=f"upstream domain(s) failed: {', '.join(upstream_failed)}")
-                )
-                emit(f"{domain}: skipped, upstream {', '.join(upstream_failed)} failed")
-                continue
-            result = (
-                run_domain(mesh, domain, instance, emit)
-                if descriptor
-                else DomainResult(domain, "invalid", error="\n".join(str(p) for p in mesh.problems_for(domain)))
-            )
-            if result.status != "success":
-                failed.add(domain)
-            results.append(result)
-    return results
