@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import baseline, load, stream
+from bench import baseline, load, memory, stream
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
 
@@ -34,28 +34,35 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB, the process and its children) of a command."""
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, the largest process's peak RSS (MB) and the whole process tree's peak memory
+    (summed PSS, MB) of a command."""
     with tempfile.NamedTemporaryFile(suffix=".maxrss") as peak:
         started = time.perf_counter()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-c", PEAK_OF, peak.name, *cmd], env=env, cwd=cwd, stderr=subprocess.PIPE, text=True
         )
+        with memory.sampling(proc.pid) as sampler:
+            _, stderr = proc.communicate()
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-        return seconds, int(Path(peak.name).read_text()) / 1024
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
+        return seconds, int(Path(peak.name).read_text()) / 1024, sampler.peak_mb
 
 
-def warm_run(env: dict[str, str], root: Path) -> float:
-    """Wall seconds of `mesh run` handed to a warm server (`mesh warm`), started beforehand."""
+def warm_run(env: dict[str, str], root: Path, home: Path) -> tuple[float, float]:
+    """Wall seconds of `mesh run` handed to a warm server (`mesh warm`), started beforehand, and the
+    peak memory of the server with its workers (summed PSS, MB)."""
     subprocess.run([MESH, "warm", "start"], env=env, cwd=root, check=True, capture_output=True)
     try:
-        started = time.perf_counter()
-        proc = subprocess.run([MESH, "run"], env=env, cwd=root, capture_output=True, text=True)
+        server = int((home / "warm" / "pid").read_text())
+        with memory.sampling(server) as sampler:
+            started = time.perf_counter()
+            proc = subprocess.run([MESH, "run"], env=env, cwd=root, capture_output=True, text=True)
+            seconds = time.perf_counter() - started
         if proc.returncode != 0:
             raise SystemExit(f"warm mesh run failed:\n{proc.stderr[-3000:]}")
-        return time.perf_counter() - started
+        return seconds, sampler.peak_mb
     finally:
         subprocess.run([MESH, "warm", "stop"], env=env, cwd=root, capture_output=True)
 
@@ -70,8 +77,8 @@ def mesh_vs_duckdb(scales: list[float], work: Path) -> dict[str, dict[str, float
         subprocess.run([MESH, "seed", "--scale", str(scale)], env=env, cwd=root, check=True, capture_output=True)
         warm_home = work / f"scale-{scale}-warm"
         shutil.copytree(home, warm_home)  # the same seeded sources, a fresh warehouse
-        mesh_s, rss = timed([MESH, "run"], env, root)
-        warm_s = warm_run({**env, "MESH_HOME": str(warm_home)}, root)
+        mesh_s, rss, total = timed([MESH, "run"], env, root)
+        warm_s, warm_total = warm_run({**env, "MESH_HOME": str(warm_home)}, root, warm_home)
         shutil.rmtree(warm_home, ignore_errors=True)
         os.environ["MESH_HOME"] = str(home)
         mesh = Mesh.load(MeshProject.discover(root))
@@ -83,13 +90,17 @@ def mesh_vs_duckdb(scales: list[float], work: Path) -> dict[str, dict[str, float
             "mesh_s": round(mesh_s, 2),
             "duckdb_s": round(duck_s, 2),
             "ratio": round(mesh_s / duck_s, 2),
-            "peak_rss_mb": round(rss),
+            # the whole run: every process it forks, shared pages counted once (summed PSS)
+            "peak_rss_mb": round(total),
+            "peak_rss_one_process_mb": round(rss),
+            "peak_rss_warm_mb": round(warm_total),
             "mesh_warm_s": round(warm_s, 2),
             "ratio_warm": round(warm_s / duck_s, 2),
         }
         print(
             f"scale {scale}: {rows:,} rows, mesh {mesh_s:.1f}s (warm {warm_s:.1f}s), duckdb {duck_s:.1f}s, "
-            f"ratio {mesh_s / duck_s:.1f}x (warm {warm_s / duck_s:.1f}x), peak {rss:.0f} MB",
+            f"ratio {mesh_s / duck_s:.1f}x (warm {warm_s / duck_s:.1f}x), peak {rss:.0f} MB one process, "
+            f"{total:.0f} MB all processes ({warm_total:.0f} MB warm, server included)",
             flush=True,
         )
         shutil.rmtree(home, ignore_errors=True)
@@ -103,16 +114,18 @@ def write(results: dict) -> None:
         f"# Benchmark ({results['mode']}, {results['machine']})",
         "",
         "| scale | source rows | mesh run (s) | warm mesh run (s) | plain DuckDB (s) | ratio | warm ratio "
-        "| peak RSS (MB) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak memory (MB) | warm, server included (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for scale, r in results["runs"].items():
         lines.append(
             f"| {scale} | {r['source_rows']:,} | {r['mesh_s']} | {r['mesh_warm_s']} | {r['duckdb_s']} | {r['ratio']} "
-            f"| {r['ratio_warm']} | {r['peak_rss_mb']} |"
+            f"| {r['ratio_warm']} | {r['peak_rss_mb']} | {r['peak_rss_warm_mb']} |"
         )
     c = results["checks"]
     lines += [
+        "",
+        "Peak memory: every process of the run, shared pages counted once (summed PSS, sampled every 0.2 s).",
         "",
         f"Fixed overhead (smallest scale, mesh minus DuckDB): {results['fixed_overhead_s']} s cold, "
         f"{results['fixed_overhead_warm_s']} s warm (`mesh warm`)",

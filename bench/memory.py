@@ -1,0 +1,78 @@
+"""Peak memory of a process tree: the sum of its processes' proportional set sizes, sampled.
+
+`mesh run --jobs N` runs domains in processes forked from one parent, which share the parent's
+imported libraries page for page until written. Summing RSS would count those pages once per
+process; the largest single RSS (what `wait4` reports for children) would miss the others. PSS
+charges each shared page to its sharers in equal parts, so the sum over the tree is what the run
+takes from the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for stat in PROC.glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
+def tree(root: int) -> list[int]:
+    children, found, todo = _children(), [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def pss_kb(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in (PROC / str(pid) / "smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+class PeakSampler:
+    """Samples the summed PSS of `root` and its descendants every `interval` s while open."""
+
+    def __init__(self, root: int, interval: float = 0.2) -> None:
+        self.root, self.interval, self.peak_kb = root, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, sum(pss_kb(pid) for pid in tree(self.root)))
+            self._stop.wait(self.interval)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextlib.contextmanager
+def sampling(root: int, interval: float = 0.2) -> Iterator[PeakSampler]:
+    sampler = PeakSampler(root, interval)
+    sampler.start()
+    try:
+        yield sampler
+    finally:
+        sampler.stop()
