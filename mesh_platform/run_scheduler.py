@@ -18,10 +18,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshHome
 from mesh_platform.runner import DomainResult, open_instance, reap_orphaned_runs, run_domain
-from mesh_platform.warehouse import MEMORY_LIMIT_ENV, memory_limit_share
+from mesh_platform.warehouse import MEMORY_LIMIT_ENV, memory_limit_bytes, memory_limit_share
 
 Emit = Callable[[str], None]
+
+
+def input_bytes(home: MeshHome) -> int:
+    """The size of what a run reads: the source extracts and the landing folder."""
+    total = 0
+    for folder in (home.sources, home.landing):
+        for parent, _, files in os.walk(folder):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.stat(os.path.join(parent, name)).st_size
+    return total
+
+
+def default_jobs(home: MeshHome) -> int:
+    """Two domains at a time while the run's input fits in each one's half of DuckDB's memory
+    limit, else one.
+
+    Small runs are mostly fixed costs per domain (a Dagster run, dbt's invocation, GX), which two
+    processes overlap. Large runs are SQL, which already uses every core, and half the memory limit
+    makes DuckDB spill: on 2 cores with the 1GB default, two at a time took a warm scale-1 run
+    (156 MB of input) from 28.9 s to 21.3 s, and a scale-20 run (3.1 GB) from 302 s to 333 s.
+    """
+    return 2 if input_bytes(home) < memory_limit_bytes() // 2 else 1
 
 
 def consumer_counts(mesh: Mesh, selected: list[str]) -> dict[str, int]:
@@ -154,10 +178,13 @@ class _Scheduler:
         return [self.results[d] for d in self.ordered]
 
 
-def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int = 1) -> list[DomainResult]:
-    """Run the selected domains (all by default), producers before their consumers; a domain whose
-    producer failed is skipped (it keeps reading the last published versions)."""
+def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None = None) -> list[DomainResult]:
+    """Run the selected domains (all by default), producers before their consumers, `jobs` at a
+    time (`default_jobs` if None); a domain whose producer failed is skipped (it keeps reading the
+    last published versions)."""
     selected = domains or mesh.project.domain_names()
+    # never more jobs than domains: a single domain runs in this process, with the whole memory limit
+    jobs = max(1, min(jobs or default_jobs(mesh.project.home), len(selected)))
     with open_instance(mesh) as instance:
         if jobs > 1:
             from mesh_platform.warm import warm_up

@@ -34,12 +34,15 @@ def memory_limit() -> str:
     return value
 
 
+def memory_limit_bytes() -> int:
+    number, unit, binary = SIZE.fullmatch(memory_limit()).groups()  # type: ignore[union-attr]
+    return int(float(number) * (1024 if binary else 1000) ** ("KMGT".index(unit) + 1))
+
+
 def memory_limit_share(parts: int) -> str:
     """The memory limit split between `parts` processes that run at once (`mesh run --jobs`), so
     the run as a whole stays within it."""
-    number, unit, binary = SIZE.fullmatch(memory_limit()).groups()  # type: ignore[union-attr]
-    size = float(number) * (1024 if binary else 1000) ** ("KMGT".index(unit) + 1)
-    return f"{max(int(size / parts / 1000**2), 64)}MB"
+    return f"{max(memory_limit_bytes() // parts // 1000**2, 64)}MB"
 
 
 def pool_for(domain: str) -> str:

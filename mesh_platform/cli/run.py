@@ -25,12 +25,14 @@ def check_warehouse() -> None:
 def run(
     domain: list[str] = typer.Option(None, "--domain", "-d", help="Only this domain (repeatable)."),
     jobs: int = typer.Option(
-        2,
+        None,
         "--jobs",
         "-j",
         min=1,
         envvar="MESH_RUN_JOBS",
-        help="Domains run at the same time, each in its own process (1: one after another, in this one).",
+        help="Domains run at the same time, each in its own process (1: one after another, in this one). "
+        "Default: 2 while the sources and landing files are smaller than half DuckDB's memory limit, else 1.",
+        show_default=False,
     ),
 ) -> None:
     """Materialize every product (or one domain's) with its checks; exit 1 if anything failed."""
