@@ -37,15 +37,15 @@ def input_bytes(home: MeshHome) -> int:
 
 
 def default_jobs(home: MeshHome) -> int:
-    """Two domains at a time while the run's input fits in each one's half of DuckDB's memory
-    limit, else one.
+    """Two domains at a time while the run's input is smaller than DuckDB's memory limit, else one.
 
     Small runs are mostly fixed costs per domain (a Dagster run, dbt's invocation, GX), which two
     processes overlap. Large runs are SQL, which already uses every core, and half the memory limit
-    makes DuckDB spill: on 2 cores with the 1GB default, two at a time took a warm scale-1 run
-    (156 MB of input) from 28.9 s to 21.3 s, and a scale-20 run (3.1 GB) from 302 s to 333 s.
+    makes DuckDB spill. Measured on 2 cores with the 1GB default, one job against two: a warm
+    scale-1 run (156 MB of input) 28.9 s against 21.3 s, scale 5 (780 MB) 84.9 s against 79.2 s,
+    scale 20 (3.1 GB) 302 s against 333 s.
     """
-    return 2 if input_bytes(home) < memory_limit_bytes() // 2 else 1
+    return 2 if input_bytes(home) < memory_limit_bytes() else 1
 
 
 def consumer_counts(mesh: Mesh, selected: list[str]) -> dict[str, int]:

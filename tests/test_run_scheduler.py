@@ -10,15 +10,15 @@ from mesh_platform.run_scheduler import consumer_counts, default_jobs
 from mesh_platform.warehouse import MEMORY_LIMIT_ENV
 
 
-def test_two_at_a_time_while_the_input_fits_in_half_of_duckdbs_memory_limit(tmp_path: Path, monkeypatch) -> None:
+def test_two_at_a_time_while_the_input_is_smaller_than_duckdbs_memory_limit(tmp_path: Path, monkeypatch) -> None:
     home = MeshHome(tmp_path)
     (home.sources / "patients").mkdir(parents=True)
     (home.landing / "appointments").mkdir(parents=True)
-    (home.sources / "patients" / "patients.csv").write_bytes(b"x" * 400_000)
+    (home.sources / "patients" / "patients.csv").write_bytes(b"x" * 600_000)
     monkeypatch.setenv(MEMORY_LIMIT_ENV, "1MB")
     assert default_jobs(home) == 2
-    (home.landing / "appointments" / "batch-1.jsonl").write_bytes(b"x" * 200_000)
-    assert default_jobs(home) == 1  # 600 kB of input: more than each half of a 1 MB limit
+    (home.landing / "appointments" / "batch-1.jsonl").write_bytes(b"x" * 600_000)
+    assert default_jobs(home) == 1  # 1.2 MB of input against a 1 MB limit
 
 
 def test_the_domains_most_others_wait_on_start_first(project: Path) -> None:
