@@ -125,7 +125,7 @@ def write(results: dict) -> None:
     c = results["checks"]
     lines += [
         "",
-        "Peak memory: every process of the run, shared pages counted once (summed PSS, sampled every 0.2 s).",
+        "Peak memory: every process of the run, shared pages counted once (summed PSS, sampled every second).",
         "",
         f"Fixed overhead (smallest scale, mesh minus DuckDB): {results['fixed_overhead_s']} s cold, "
         f"{results['fixed_overhead_warm_s']} s warm (`mesh warm`)",
