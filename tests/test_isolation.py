@@ -88,7 +88,17 @@ def test_ctrl_c_stops_every_domain_and_fails_their_runs(tmp_path: Path) -> None:
     root = copy_project(tmp_path / "project")
     env = mesh_env(root, tmp_path / "home")
     run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
-    proc = subprocess.Popen([MESH, "run"], env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [MESH, "run"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as from a terminal: started as a background job without job control (as CI may start the
+        # suite), the test inherits SIGINT ignored, and so would `mesh run`
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     started = 0
     while started < 2:  # two domains running at once, each in its own process
         line = proc.stderr.readline()
