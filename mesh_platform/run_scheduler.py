@@ -42,8 +42,8 @@ def default_jobs(home: MeshHome) -> int:
     Small runs are mostly fixed costs per domain (a Dagster run, dbt's invocation, GX), which two
     processes overlap. Large runs are SQL, which already uses every core, and half the memory limit
     makes DuckDB spill. Measured on 2 cores with the 1GB default, one job against two: a warm
-    scale-1 run (156 MB of input) 28.9 s against 21.3 s, scale 5 (780 MB) 84.9 s against 79.2 s,
-    scale 20 (3.1 GB) 302 s against 333 s.
+    scale-1 run (about 160 MB of input) 28.9 s against 21.3 s, scale 5 (812 MB) 84.9 s against 79.2 s,
+    scale 20 (about 3.3 GB) 302 s against 333 s.
     """
     return 2 if input_bytes(home) < memory_limit_bytes() else 1
 
