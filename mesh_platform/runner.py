@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,7 +63,7 @@ def open_instance(mesh: Mesh) -> Iterator[Any]:
     with open(mesh.project.home.dagster_home / ".init.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         instance = DagsterInstance.get()
-        cache_engines(instance.event_log_storage)
+        cache_engines(instance)
         instance.get_runs(limit=1)
         instance.event_log_storage.get_latest_materialization_events([])
         reap_orphaned_runs(instance)
@@ -95,38 +94,40 @@ def reap_orphaned_runs(instance: Any) -> list[str]:
     return reaped
 
 
-def _watch(instance: Any, run_id: str, emit: Callable[[str], None], stop: threading.Event) -> dict[str, float]:
-    """Stream the run's notable events; return step durations by step key."""
-    from dagster import DagsterEventType
+class _Progress:
+    """Streams a run's notable events as Dagster stores them (an instance event listener, called in
+    the run's own thread: no polling) and keeps each step's duration."""
 
-    cursor, started, durations = None, {}, {}
-    while True:
-        done = stop.is_set()
-        connection = instance.get_records_for_run(run_id, cursor=cursor)
-        cursor = connection.cursor
-        for record in connection.records:
-            entry = record.event_log_entry
-            event = entry.dagster_event
-            if event is None:
-                continue
-            step = event.step_key or ""
-            kind = event.event_type
-            if kind == DagsterEventType.STEP_START:
-                started[step] = entry.timestamp
-                emit(f"  ▶ {step}")
-            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-                durations[step] = entry.timestamp - started.get(step, entry.timestamp)
-                mark = "✔" if kind == DagsterEventType.STEP_SUCCESS else "✘"
-                emit(f"  {mark} {step} ({durations[step]:.1f}s)")
-            elif kind == DagsterEventType.ASSET_MATERIALIZATION:
-                emit(f"    materialized {event.asset_key.to_user_string()}")
-            elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
-                data = event.event_specific_data
-                if not data.passed:
-                    emit(f"    check failed: {data.asset_key.to_user_string()} {data.check_name}")
-        if done:
-            return durations
-        stop.wait(0.5)
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit = emit
+        self.started: dict[str, float] = {}
+        self.durations: dict[str, float] = {}
+
+    def __call__(self, entry: Any) -> None:
+        with contextlib.suppress(OSError):  # a closed terminal must not fail the run
+            self._show(entry)
+
+    def _show(self, entry: Any) -> None:
+        from dagster import DagsterEventType
+
+        event = entry.dagster_event
+        if event is None:
+            return
+        step = event.step_key or ""
+        kind = event.event_type
+        if kind == DagsterEventType.STEP_START:
+            self.started[step] = entry.timestamp
+            self.emit(f"  ▶ {step}")
+        elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            self.durations[step] = entry.timestamp - self.started.get(step, entry.timestamp)
+            mark = "✔" if kind == DagsterEventType.STEP_SUCCESS else "✘"
+            self.emit(f"  {mark} {step} ({self.durations[step]:.1f}s)")
+        elif kind == DagsterEventType.ASSET_MATERIALIZATION:
+            self.emit(f"    materialized {event.asset_key.to_user_string()}")
+        elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+            data = event.event_specific_data
+            if not data.passed:
+                self.emit(f"    check failed: {data.asset_key.to_user_string()} {data.check_name}")
 
 
 def _product_results(mesh: Mesh, domain: str, run_id: str, durations: dict[str, float]) -> list[ProductResult]:
@@ -167,21 +168,15 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
         return DomainResult(domain, "invalid", error=f"{type(exc).__name__}: {exc}")
     run_id = str(uuid.uuid4())
     emit(f"{domain}: run {run_id}")
-    stop = threading.Event()
-    durations: dict[str, float] = {}
-    watcher = threading.Thread(target=lambda: durations.update(_watch(instance, run_id, emit, stop)), daemon=True)
-    watcher.start()
+    progress = _Progress(emit)
+    instance.add_event_listener(run_id, progress)
     log_path = mesh.project.home.path / "logs" / f"{domain}-{run_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # tool output (dbt's log lines) goes to a file; the terminal gets progress and the summary
-        with open(log_path, "w") as log, contextlib.redirect_stdout(log):
-            result = job.execute_in_process(
-                instance=instance, raise_on_error=False, run_id=run_id, run_config=QUIET_CONSOLE, tags=_runner_tags()
-            )
-    finally:
-        stop.set()
-        watcher.join()
+    # tool output (dbt's log lines) goes to a file; the terminal gets progress and the summary
+    with open(log_path, "w") as log, contextlib.redirect_stdout(log):
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False, run_id=run_id, run_config=QUIET_CONSOLE, tags=_runner_tags()
+        )
     error = ""
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
@@ -197,5 +192,5 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
         run_id,
         time.monotonic() - started,
         error or ("" if result.success else "run failed"),
-        _product_results(mesh, domain, run_id, durations),
+        _product_results(mesh, domain, run_id, progress.durations),
     )

@@ -51,6 +51,7 @@ PRELOAD = (
     "rich.table",
     "typer",
 )
+DBT_MODULES = ("dagster_dbt", "dbt.cli.main", "dbt.task.build")
 NO_WARM_ENV = "MESH_NO_WARM"
 IDLE_TIMEOUT_S = 4 * 3600
 MAX_MESSAGE = 1 << 20
@@ -123,11 +124,13 @@ DBT_SCHEMAS = (
 )
 
 
-def warm_up() -> None:
-    """Import the libraries and fill the per-process caches every command would fill again."""
+def warm_up(dbt: bool = True) -> None:
+    """Import the libraries and fill the per-process caches every command would fill again (dbt's
+    only if `dbt`: a run of Python domains alone never imports it)."""
     for module in PRELOAD:
-        importlib.import_module(module)
-    for path in DBT_SCHEMAS:
+        if dbt or module not in DBT_MODULES:
+            importlib.import_module(module)
+    for path in DBT_SCHEMAS if dbt else ():
         module, name = path.split(":")
         getattr(importlib.import_module(module), name).json_schema()
     # dbt's behavior flags walk the stack with inspect.getmodule on every invocation; its cache of

@@ -72,6 +72,8 @@ def test_two_domains_run_concurrently(tmp_path: Path) -> None:
 
 
 def test_one_job_runs_domains_one_after_another(tmp_path: Path) -> None:
+    from dagster import DagsterInstance
+
     root = copy_project(tmp_path / "project")
     env = mesh_env(root, tmp_path / "home")
     refused = run_mesh_cli("run", "--jobs", "0", env=env, cwd=root)
@@ -80,6 +82,9 @@ def test_one_job_runs_domains_one_after_another(tmp_path: Path) -> None:
     run_mesh_cli("run", "--jobs", "1", "--domain", "pharmacy", "--domain", "scheduling", env=env, cwd=root, check=True)
     (_, first_end), (second_start, _) = sorted(run_spans(tmp_path / "home").values())
     assert first_end <= second_start
+    # each in a process of its own, whose memory goes back to the system when the domain is done
+    runs = DagsterInstance.from_config(str(tmp_path / "home" / "dagster")).get_runs()
+    assert len({run.tags["mesh/pid"] for run in runs}) == 2
 
 
 def test_ctrl_c_stops_every_domain_and_fails_their_runs(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def run(
         "-j",
         min=1,
         envvar="MESH_RUN_JOBS",
-        help="Domains run at the same time, each in its own process (1: one after another, in this one). "
+        help="Domains run at the same time, each in its own process (1: one after another). "
         "Default: 2 while the sources and landing files are smaller than DuckDB's memory limit, else 1.",
         show_default=False,
     ),
