@@ -73,11 +73,15 @@ def prepare(mesh: Mesh, folder: Path) -> dict[str, dict[str, Any]]:
     return {d: compile_dbt(mesh, d, folder) for d in mesh.domains if mesh.project.dbt_project_dir(d)}
 
 
-def run(mesh: Mesh, folder: Path, manifests: dict[str, dict[str, Any]]) -> float:
+def run(mesh: Mesh, folder: Path, manifests: dict[str, dict[str, Any]], memory_limit: str | None = None) -> float:
+    """Seconds for the whole mesh in one connection: with DuckDB's own memory limit (80% of RAM),
+    or `memory_limit`, the one `mesh run` keeps DuckDB to."""
     for old in folder.glob("*.duckdb"):
         old.unlink()
     started = time.perf_counter()
-    con = duckdb.connect()
+    con = duckdb.connect(config={"temp_directory": str(folder / "spill")})
+    if memory_limit:
+        con.execute(f"set memory_limit = '{memory_limit}'")
     for domain in mesh.domains:
         con.execute(f"attach '{folder / (domain + '.duckdb')}' as {domain}")
     for domain in mesh.domains:
