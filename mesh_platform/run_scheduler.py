@@ -197,9 +197,10 @@ def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None
     # never more jobs than domains: a single domain runs in this process, with the whole memory limit
     jobs = max(1, min(jobs or default_jobs(mesh.project.home), len(selected)))
     with open_instance(mesh) as instance:
-        if forks(len(selected)):
+        scheduler = _Scheduler(mesh, selected, instance, emit, jobs)
+        if scheduler.forks:
             from mesh_platform.warm import warm_up
 
             # imported once here, shared by every forked domain
             warm_up(dbt=any(mesh.project.dbt_project_dir(d) for d in selected))
-        return _Scheduler(mesh, selected, instance, emit, jobs).run()
+        return scheduler.run()

@@ -1,7 +1,7 @@
 """Kept SQLite connections for `mesh run`'s embedded Dagster instance.
 
 Dagster's SQLite storages create (and dispose of) an engine for every connection: every event a
-run stores, every poll of `mesh run`'s progress watcher, every run created or updated. Each time
+run stores, every read of a run's events, every run created or updated. Each time
 the statement cache dies with the engine, the database file is opened again, and closing the last
 connection checkpoints the write-ahead log, with its fsyncs. Together that was about a third of a
 warm `mesh run` at scale 0.05 (py-spy: SQLite opens, commits and closes).
@@ -68,10 +68,11 @@ def engine_for(conn_string: str) -> Any:
 def _template(storage: Any) -> Path:
     """An empty event file as Dagster initialises one (tables, indexes, alembic stamp)."""
     from dagster import __version__
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    template = Path(storage.path_for_shard("index")).parent / ".templates" / f"run-{__version__}.db"
+    template = Path(storage.path_for_shard(INDEX_SHARD_NAME)).parent / ".templates" / f"run-{__version__}.db"
     if not template.exists():
         template.parent.mkdir(exist_ok=True)
         tmp = template.with_name(f".{uuid.uuid4().hex}.db")
@@ -84,8 +85,10 @@ def _template(storage: Any) -> Path:
 
 def _from_template(storage: Any, shard: str) -> bool:
     """Create a run's event file from the template; False if it exists (Dagster checks it then)."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+
     path = Path(storage.path_for_shard(shard))
-    if shard == "index" or path.exists():
+    if shard == INDEX_SHARD_NAME or path.exists():
         return False
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     shutil.copyfile(_template(storage), tmp)
