@@ -36,6 +36,20 @@ def _cast_rules(columns: Mapping[str, str]) -> list[tuple[str, str]]:
     return rules
 
 
+def reason_case(key: str | None, columns: Mapping[str, str], rules: Sequence[tuple[str, str]] = ()) -> str:
+    """The SQL `case` naming the first rule a staged record breaks (null = clean): an empty key,
+    a value that does not cast to its column's type, then `rules` in order, then a repeated key
+    (which needs the `_dup` column `classify` adds)."""
+    checks: list[tuple[str, str]] = []
+    if key:
+        checks.append(("null_key", f"{quote(key)} is null or trim({quote(key)}) = ''"))
+    checks += _cast_rules(columns)
+    checks += list(rules)
+    if key:
+        checks.append(("duplicate_key", "_dup > 1"))
+    return "case " + " ".join(f"when {cond} then {literal(reason)}" for reason, cond in checks) + " else null end"
+
+
 def classify(
     ctx: AssetContext,
     staged: str,
@@ -45,18 +59,10 @@ def classify(
     rules: Sequence[tuple[str, str]] = (),
 ) -> None:
     """Add a `_reason` column to temp table `staged` (null = clean), in rule order."""
-    checks: list[tuple[str, str]] = []
-    if key:
-        checks.append(("null_key", f"{quote(key)} is null or trim({quote(key)}) = ''"))
-    checks += _cast_rules(columns)
-    checks += list(rules)
-    if key:
-        checks.append(("duplicate_key", "_dup > 1"))
-    case = " ".join(f"when {cond} then {literal(reason)}" for reason, cond in checks)
     dup = f"row_number() over (partition by {quote(key)} order by _source_file, _source_line)" if key else "1"
     ctx.con.execute(
         f"create or replace temp table {staged}_classified as "
-        f"select *, case {case} else null end as _reason from (select *, {dup} as _dup from {staged})"
+        f"select *, {reason_case(key, columns, rules)} as _reason from (select *, {dup} as _dup from {staged})"
     )
 
 
@@ -115,8 +121,9 @@ def ingest_csv(
     return load_classified(ctx, staged, columns)
 
 
-def read_lines(ctx: AssetContext, files: Sequence[Path], staged: str) -> None:
-    """Stage raw text lines of JSON-lines files with their file and 1-based line number."""
+def lines_query(ctx: AssetContext, files: Sequence[Path]) -> str:
+    """A query of the raw text lines of JSON-lines files, with their file and 1-based line number
+    (`_source_file`, `_source_line`, `line`), for a statement to parse as it reads."""
     home = ctx.home
     parts = []
     for path in files:
@@ -126,7 +133,6 @@ def read_lines(ctx: AssetContext, files: Sequence[Path], staged: str) -> None:
             f"from read_csv({literal(str(path))}, header = false, columns = {{'line': 'varchar'}}, "
             f"delim = '\\x01', quote = '', escape = '', auto_detect = false)"
         )
-    body = " union all ".join(parts) or (
+    return " union all ".join(parts) or (
         "select null::varchar as _source_file, null::bigint as _source_line, null::varchar as line where false"
     )
-    ctx.con.execute(f"create or replace temp table {staged} as {body}")

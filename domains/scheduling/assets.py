@@ -8,7 +8,7 @@ in the same transaction as their events: a run that dies mid-batch leaves nothin
 
 from typing import Any
 
-from mesh_platform.ingest import classify, ensure_quarantine, read_lines
+from mesh_platform.ingest import ensure_quarantine, lines_query, reason_case
 from mesh_platform.sdk import AssetContext, Ingested, internal, product, suite
 
 EVENT_COLUMNS = {
@@ -48,30 +48,35 @@ def appointment_events(ctx: AssetContext) -> Ingested:
         + ", ".join(f"{c} {t}" for c, t in EVENT_COLUMNS.items())
         + ", _source_file varchar, _source_line bigint)"
     )
-    read_lines(ctx, files, "_lines")
-    fields = ", ".join(
-        f"case when json_valid(line) then json_extract_string(line, '$.{c}') end as {c}" for c in EVENT_COLUMNS
-    )
-    con.execute(
-        "create or replace temp table _events as select _source_file, _source_line, line, "
-        f"json_valid(line) as _valid, {fields} from _lines"
-    )
-    # a redelivered event (same event_id, already stored or earlier in this batch) is not a defect
-    con.execute(
-        "create or replace temp table _events_new as select * from _events e "
-        "where not (_valid and event_id in (select event_id from main.appointment_events))"
-    )
-    classify(
-        ctx,
-        "_events_new",
-        key=None,
-        columns=EVENT_COLUMNS,
+    paths = ", ".join(f"'$.{c}'" for c in EVENT_COLUMNS)
+    fields = ", ".join(f"_fields[{i}] as {c}" for i, c in enumerate(EVENT_COLUMNS, start=1))
+    reason = reason_case(
+        None,
+        EVENT_COLUMNS,
         rules=[
             ("malformed_json", "not _valid"),
             ("null_key", "appointment_id is null or event_id is null"),
             ("unknown_code", f"event_type not in {EVENT_TYPES}"),
         ],
     )
+    # One pass over the files: each line is parsed once for all its fields and classified as it
+    # is read; its raw text is kept only if it goes to quarantine. A redelivered event (an
+    # event_id already stored) is not a defect; one repeated within the batch is loaded once.
+    con.execute(f"""
+        create or replace temp table _events as
+        with lines as (select *, json_valid(line) as _valid from ({lines_query(ctx, files)})),
+        parsed as (
+            select _source_file, _source_line, line, _valid, {fields}
+            from (select *, case when _valid then json_extract_string(line, [{paths}]) end as _fields from lines)
+        ),
+        flagged as (
+            select *, coalesce(_valid and event_id in (select event_id from main.appointment_events), false)
+                as _redelivered
+            from parsed
+        ),
+        classified as (select *, case when _redelivered then null else {reason} end as _reason from flagged)
+        select * exclude (line), case when _reason is not null then line end as line from classified
+    """)
     ensure_quarantine(ctx)
     typed = ", ".join(f"cast({c} as {t})" for c, t in EVENT_COLUMNS.items())
     con.execute("begin transaction")
@@ -79,12 +84,12 @@ def appointment_events(ctx: AssetContext) -> Ingested:
         con.execute(
             f"insert into main.appointment_events select {typed}, _source_file, _source_line from ("
             "select *, row_number() over (partition by event_id order by _source_file, _source_line) as _n "
-            "from _events_new_classified where _reason is null) where _n = 1"
+            "from _events where _reason is null and not _redelivered) where _n = 1"
         )
         con.execute(
             "insert into quarantine.records (asset, source_file, source_line, reason, record, run_id) "
             "select ?, _source_file, _source_line, _reason, to_json({'line': line}), ? "
-            "from _events_new_classified where _reason is not null",
+            "from _events where _reason is not null",
             [ctx.name, ctx.run_id],
         )
         for f in files:
@@ -97,7 +102,9 @@ def appointment_events(ctx: AssetContext) -> Ingested:
         con.execute("rollback")
         raise
     counts = dict(
-        con.execute("select coalesce(_reason, 'loaded'), count(*) from _events_new_classified group by all").fetchall()
+        con.execute(
+            "select coalesce(_reason, 'loaded'), count(*) from _events where not _redelivered group by all"
+        ).fetchall()
     )
     records_in = con.execute("select count(*) from _events").fetchone()[0]
     redelivered = records_in - sum(counts.values())
