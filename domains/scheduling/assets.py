@@ -103,13 +103,13 @@ def appointment_events(ctx: AssetContext) -> Ingested:
         raise
     counts = dict(
         con.execute(
-            "select coalesce(_reason, 'loaded'), count(*) from _events where not _redelivered group by all"
+            "select case when _redelivered then 'redelivered' else coalesce(_reason, 'loaded') end, count(*) "
+            "from _events group by all"
         ).fetchall()
     )
-    records_in = con.execute("select count(*) from _events").fetchone()[0]
-    redelivered = records_in - sum(counts.values())
-    loaded = counts.pop("loaded", 0)
-    return Ingested("appointment_events", records_in, loaded + redelivered, counts, [str(f.name) for f in files])
+    records_in = sum(counts.values())
+    loaded = counts.pop("loaded", 0) + counts.pop("redelivered", 0)
+    return Ingested("appointment_events", records_in, loaded, counts, [str(f.name) for f in files])
 
 
 @product("appointments", reads=["appointment_events"])
