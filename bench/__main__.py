@@ -86,7 +86,8 @@ def mesh_vs_duckdb(scales: list[float], work: Path) -> dict[str, dict[str, float
         manifests = baseline.prepare(mesh, work / f"baseline-{scale}")
         duck_s = baseline.run(mesh, work / f"baseline-{scale}", manifests)
         # DuckDB held to the mesh's memory limit: what the cap costs, apart from the platform
-        capped_s = baseline.run(mesh, work / f"baseline-{scale}", manifests, memory_limit())
+        limit = memory_limit()
+        capped_s = baseline.run(mesh, work / f"baseline-{scale}", manifests, limit)
         rows = json.loads((home / "sources" / "defects.json").read_text())["totals"]["rows"]
         out[str(scale)] = {
             "source_rows": rows,
@@ -105,7 +106,7 @@ def mesh_vs_duckdb(scales: list[float], work: Path) -> dict[str, dict[str, float
         print(
             f"scale {scale}: {rows:,} rows, mesh {mesh_s:.1f}s (warm {warm_s:.1f}s), duckdb {duck_s:.1f}s, "
             f"ratio {mesh_s / duck_s:.1f}x (warm {warm_s / duck_s:.1f}x; {mesh_s / capped_s:.1f}x against DuckDB "
-            f"within {memory_limit()}, {capped_s:.1f}s), peak {rss:.0f} MB one process, "
+            f"within {limit}, {capped_s:.1f}s), peak {rss:.0f} MB one process, "
             f"{total:.0f} MB all processes ({warm_total:.0f} MB warm, server included)",
             flush=True,
         )
