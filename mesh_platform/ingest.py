@@ -50,24 +50,18 @@ def reason_case(key: str | None, columns: Mapping[str, str], rules: Sequence[tup
     return "case " + " ".join(f"when {cond} then {literal(reason)}" for reason, cond in checks) + " else null end"
 
 
-def classify(
-    ctx: AssetContext,
-    staged: str,
-    *,
-    key: str | None,
-    columns: Mapping[str, str],
-    rules: Sequence[tuple[str, str]] = (),
-) -> None:
-    """Add a `_reason` column to temp table `staged` (null = clean), in rule order."""
+def classified(
+    source: str, *, key: str | None, columns: Mapping[str, str], rules: Sequence[tuple[str, str]] = ()
+) -> str:
+    """`source` (a query with `_source_file`, `_source_line` and the columns as text) with a `_reason`
+    column (null = clean), in rule order."""
     dup = f"row_number() over (partition by {quote(key)} order by _source_file, _source_line)" if key else "1"
-    ctx.con.execute(
-        f"create or replace temp table {staged}_classified as "
-        f"select *, {reason_case(key, columns, rules)} as _reason from (select *, {dup} as _dup from {staged})"
-    )
+    return f"select *, {reason_case(key, columns, rules)} as _reason from (select *, {dup} as _dup from ({source}))"
 
 
-def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str]) -> Ingested:
-    """Write clean rows typed to `main.<asset>`, the rest to quarantine, in one transaction."""
+def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str], files: list[str]) -> Ingested:
+    """Write the clean rows of temp table `staged` (see `classified`) typed to `main.<asset>`, the
+    rest to quarantine, in one transaction."""
     con, asset = ctx.con, ctx.name
     typed = ", ".join(f"cast({quote(c)} as {t}) as {quote(c)}" for c, t in columns.items())
     originals = ", ".join(f"{literal(c)}: {quote(c)}" for c in columns)
@@ -76,23 +70,22 @@ def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str]) 
     try:
         con.execute(
             f"create or replace table main.{quote(asset)} as select {typed}, _source_file, _source_line "
-            f"from {staged}_classified where _reason is null order by _source_file, _source_line"
+            f"from {staged} where _reason is null order by _source_file, _source_line"
         )
         con.execute("delete from quarantine.records where asset = ?", [asset])
         con.execute(
             f"insert into quarantine.records (asset, source_file, source_line, reason, record, run_id) "
             f"select {literal(asset)}, _source_file, _source_line, _reason, to_json({{{originals}}}), ? "
-            f"from {staged}_classified where _reason is not null",
+            f"from {staged} where _reason is not null",
             [ctx.run_id],
         )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    counts = con.execute(f"select coalesce(_reason, ''), count(*) from {staged}_classified group by all").fetchall()
+    counts = con.execute(f"select coalesce(_reason, ''), count(*) from {staged} group by all").fetchall()
     by_reason = {reason: n for reason, n in counts if reason}
     total = sum(n for _, n in counts)
-    files = [r[0] for r in con.execute(f"select distinct _source_file from {staged} order by 1").fetchall()]
     return Ingested(asset, total, total - sum(by_reason.values()), by_reason, files)
 
 
@@ -111,14 +104,16 @@ def ingest_csv(
     rel = path.relative_to(ctx.home).as_posix() if path.is_relative_to(ctx.home) else str(path)
     names = ", ".join(f"{literal(c)}: 'varchar'" for c in columns)
     staged = f"_stage_{ctx.name}"
-    ctx.con.execute(
-        f"create or replace temp table {staged} as "
+    # one pass: the file is read, numbered and classified into one temp table
+    read = (
         f"select {literal(rel)} as _source_file, row_number() over () + 1 as _source_line, * "
         f"from read_csv({literal(str(path))}, header = true, columns = {{{names}}}, auto_detect = false, "
         f"quote = '\"', escape = '\"', null_padding = true)"
     )
-    classify(ctx, staged, key=key, columns=columns, rules=rules)
-    return load_classified(ctx, staged, columns)
+    ctx.con.execute(
+        f"create or replace temp table {staged} as {classified(read, key=key, columns=columns, rules=rules)}"
+    )
+    return load_classified(ctx, staged, columns, [rel])
 
 
 def lines_query(ctx: AssetContext, files: Sequence[Path]) -> str:

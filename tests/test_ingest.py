@@ -1,5 +1,6 @@
-"""Stream ingestion (scheduling.appointment_events): every line is loaded once or quarantined with
-its reason, across batches, on a real DuckDB file."""
+"""Ingestion on a real DuckDB file: every source record is loaded once or quarantined with its file,
+line and reason: CSV extracts (`ingest_csv`, e.g. immunizations.raw_doses) and the event stream
+(scheduling.appointment_events) across batches."""
 
 from __future__ import annotations
 
@@ -89,3 +90,47 @@ def test_a_retried_run_adds_nothing(ingest) -> None:
     redelivered = batch("b2.jsonl", (_event("E1"),))
     assert (redelivered.records_in, redelivered.loaded, redelivered.quarantined) == (1, 1, {})
     assert con.execute("select count(*) from main.appointment_events").fetchone() == (2,)
+
+
+def test_a_csv_extract_is_loaded_or_quarantined_line_by_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_HOME", str(tmp_path / "home"))
+    mesh = Mesh.load(MeshProject.discover(ROOT))
+    (fn,) = [f for f in _asset_fns(_import_domain_code(mesh, "immunizations")) if f.name == "raw_doses"]
+    source = tmp_path / "home" / "sources" / "immunizations"
+    source.mkdir(parents=True)
+    header = "dose_id,patient_id,site_id,lot_id,vaccine_code,dose_number,administered_at"
+    rows = [
+        "D1,P1,S1,L1,207,1,2021-03-01 09:00:00",
+        "D2,P2,S1,L1,208,two,2021-03-01 10:00:00",  # line 3: dose_number does not parse
+        "D1,P3,S2,L2,207,2,2021-04-01 09:00:00",  # line 4: repeats D1, the first line wins
+        ",P4,S2,L2,207,1,2021-04-02 09:00:00",  # line 5: no key
+        'D3,"P5, jr",S2,L2,999,1,2021-04-03 09:00:00',  # line 6: unknown vaccine code
+        "D4,P6,S2,L2,210,1,2021-04-04 09:00:00",
+    ]
+    (source / "doses.csv").write_text("\n".join([header, *rows]) + "\n")
+    con = duckdb.connect(str(tmp_path / "immunizations.duckdb"))
+
+    def ingest() -> Ingested:
+        return fn(AssetContext("immunizations", fn.name, con, mesh, fn.reads, "run-1"))
+
+    result = ingest()
+    assert (result.records_in, result.loaded, result.files) == (6, 2, ["sources/immunizations/doses.csv"])
+    assert result.quarantined == {"unparseable_value": 1, "duplicate_key": 1, "null_key": 1, "unknown_code": 1}
+    loaded = con.execute(
+        "select dose_id, patient_id, dose_number, _source_line from main.raw_doses order by _source_line"
+    ).fetchall()
+    assert loaded == [("D1", "P1", 1, 2), ("D4", "P6", 1, 7)]
+    held = con.execute(
+        "select source_line, reason, record ->> 'patient_id' from quarantine.records order by source_line"
+    ).fetchall()
+    assert held == [
+        (3, "unparseable_value", "P2"),
+        (4, "duplicate_key", "P3"),
+        (5, "null_key", "P4"),
+        (6, "unknown_code", "P5, jr"),
+    ]
+
+    again = ingest()  # a retried run replaces what the last one loaded and quarantined
+    assert (again.records_in, again.loaded) == (6, 2)
+    assert con.execute("select count(*) from quarantine.records").fetchone() == (4,)
+    con.close()
