@@ -39,7 +39,7 @@ def _cast_rules(columns: Mapping[str, str]) -> list[tuple[str, str]]:
 def reason_case(key: str | None, columns: Mapping[str, str], rules: Sequence[tuple[str, str]] = ()) -> str:
     """The SQL `case` naming the first rule a staged record breaks (null = clean): an empty key,
     a value that does not cast to its column's type, then `rules` in order, then a repeated key
-    (which needs the `_dup` column `classify` adds)."""
+    (which needs the `_dup` column `classified` adds)."""
     checks: list[tuple[str, str]] = []
     if key:
         checks.append(("null_key", f"{quote(key)} is null or trim({quote(key)}) = ''"))
@@ -68,6 +68,8 @@ def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str], 
     ensure_quarantine(ctx)
     con.execute("begin transaction")
     try:
+        # loaded in the source's line order: unsorted, the five CSV ingestions of scale 20 took 22.5 s
+        # instead of 26.4 s, but patient_360's aggregations over them ran out of memory at 1 GB
         con.execute(
             f"create or replace table main.{quote(asset)} as select {typed}, _source_file, _source_line "
             f"from {staged} where _reason is null order by _source_file, _source_line"
