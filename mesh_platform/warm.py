@@ -124,19 +124,21 @@ DBT_SCHEMAS = (
 )
 
 
-def warm_up(dbt: bool = True) -> None:
-    """Import the libraries and fill the per-process caches every command would fill again (dbt's
-    only if `dbt`: a run of Python domains alone never imports it)."""
+def warm_up(*, libraries: bool = True, dbt: bool = True) -> None:
+    """Import the libraries and fill the per-process caches every command would fill again:
+    `libraries`, those every domain uses (Dagster, GX, DuckDB, ...); `dbt`, dbt's and dagster-dbt's
+    (a run of Python domains alone never imports them)."""
     for module in PRELOAD:
-        if dbt or module not in DBT_MODULES:
+        if dbt if module in DBT_MODULES else libraries:
             importlib.import_module(module)
-    for path in DBT_SCHEMAS if dbt else ():
-        module, name = path.split(":")
-        getattr(importlib.import_module(module), name).json_schema()
-    # dbt's behavior flags walk the stack with inspect.getmodule on every invocation; its cache of
-    # module files is filled on the first walk
-    inspect.getmodule(inspect.currentframe())
-    inspect.stack()
+    if dbt:
+        for path in DBT_SCHEMAS:
+            module, name = path.split(":")
+            getattr(importlib.import_module(module), name).json_schema()
+        # dbt's behavior flags walk the stack with inspect.getmodule on every invocation; its cache
+        # of module files is filled on the first walk
+        inspect.getmodule(inspect.currentframe())
+        inspect.stack()
     # the preloaded heap is never garbage: keep the collector off it, so workers neither scan it
     # nor copy its pages (a collection writes to every object it visits)
     gc.collect()
