@@ -73,6 +73,18 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
+def _wait_for_group(pgid: int, timeout: float) -> None:
+    """Until the daemon's run processes (its process group) have ended too: one still writing into
+    the home made the bench's temporary directory fail to be removed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+
+
 def measure(
     scale: float, batches: int, interval: float, bookings: int, backlog: int, backlog_bookings: int, work: Path
 ) -> dict[str, Any]:
@@ -111,6 +123,7 @@ def measure(
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=120)
+        _wait_for_group(daemon.pid, timeout=60)
     cuts = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else latencies * 19
     result = {
         "scale": scale,

@@ -1,7 +1,8 @@
 """`mesh run --jobs N`: domains run producers first, at most N at a time.
 
-A run of several domains imports the libraries once (`warm.warm_up`) and runs each domain in a
-process forked from this one, so the children start warm, independent domains overlap with N > 1
+A run of several domains imports the libraries once (`warm.warm_up`: dbt's while the first domains
+run, as they are forked) and runs each domain in a process forked from this one, so the children
+start warm, independent domains overlap with N > 1
 (patients, pharmacy and scheduling; then patient_360 and site_operations), and each domain's
 memory goes back to the system when its process ends. The domains running at once split DuckDB's
 memory limit between them, so the run as a whole stays within it. A single domain runs in this
