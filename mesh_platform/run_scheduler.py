@@ -1,7 +1,7 @@
 """`mesh run --jobs N`: domains run producers first, at most N at a time.
 
-A run of several domains imports the libraries once (`warm.warm_up`: dbt's while the first domains
-run, as they are forked) and runs each domain in a process forked from this one, so the children
+A run of several domains imports the libraries once (`warm.warm_up`: dbt's while the domains before
+the first dbt domain run) and runs each domain in a process forked from this one, so the children
 start warm, independent domains overlap with N > 1
 (patients, pharmacy and scheduling; then patient_360 and site_operations), and each domain's
 memory goes back to the system when its process ends. The domains running at once split DuckDB's
@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +139,8 @@ class _Scheduler:
         self.share = {MEMORY_LIMIT_ENV: memory_limit_share(jobs)}
         self.running: dict[str, _Child] = {}
         self.forks = forks(len(ordered))
+        self.warm: Callable[[], None] | None = None
+        self.warm_for: Collection[str] = ()
 
     def finish(self, result: DomainResult) -> None:
         self.results[result.domain] = result
@@ -161,13 +163,22 @@ class _Scheduler:
             return None
         if not self.forks:
             return self.finish(run_domain(self.mesh, domain, self.instance, self.emit))
+        if domain in self.warm_for:
+            self.warm_up()
         self.running[domain] = _Child.start(self.mesh, domain, self.instance, self.emit, self.share)
         return None
 
-    def run(self, meanwhile: Callable[[], None] | None = None) -> list[DomainResult]:
-        """Run every domain; `meanwhile` once the first domains have started (in the parent)."""
+    def warm_up(self) -> None:
+        if self.warm is not None:
+            self.warm()
+            self.warm = None
+
+    def run(self, warm: Callable[[], None] | None = None, warm_for: Collection[str] = ()) -> list[DomainResult]:
+        """Run every domain. `warm` runs once in this process before any domain of `warm_for` is
+        forked: while other domains run, as soon as one of those is next in line."""
         from multiprocessing.connection import wait
 
+        self.warm, self.warm_for = warm, warm_for
         try:
             while len(self.results) < len(self.ordered):
                 pending = [d for d in self.by_priority if d not in self.results and d not in self.running]
@@ -176,9 +187,9 @@ class _Scheduler:
                 if not self.running and not self.results.keys() & set(pending):  # they wait on each other
                     for domain in pending:
                         self.finish(DomainResult(domain, "invalid", error="its domains consume each other in a cycle"))
-                if meanwhile is not None:
-                    meanwhile()
-                    meanwhile = None
+                waiting = [d for d in pending if d not in self.results and d not in self.running]
+                if self.running and waiting and waiting[0] in warm_for:
+                    self.warm_up()
                 if self.running:
                     ready = wait([child.results for child in self.running.values()])
                     for child in [c for c in self.running.values() if c.results in ready]:
@@ -208,8 +219,7 @@ def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None
         from mesh_platform.warm import warm_up
 
         # imported once here, shared by every forked domain: what every domain uses before the
-        # first fork; dbt (about 1.5 s) while the first domains run, for the dbt domains after them
+        # first fork; dbt (about 1.5 s) while the domains before the first dbt domain run
         warm_up(dbt=False)
-        if not any(mesh.project.dbt_project_dir(d) for d in selected):
-            return scheduler.run()
-        return scheduler.run(meanwhile=lambda: warm_up(libraries=False))
+        with_dbt = [d for d in selected if mesh.project.dbt_project_dir(d)]
+        return scheduler.run(warm=lambda: warm_up(libraries=False), warm_for=with_dbt)

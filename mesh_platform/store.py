@@ -1,9 +1,11 @@
 """The product store: published, immutable versions of each data product.
 
-A product is built inside its domain's private DuckDB file, audited there, and only then
-published: copied to `products/<domain>/<product>/<version>.parquet` and made current by
-atomically replacing `current.json`. Consumers only ever read the file `current.json` names,
-so a failed or killed run leaves what they read as it was, and reads never take DuckDB locks
+A product is built straight into a Parquet file in the step's staging folder (`staging`), which the
+domain's warehouse sees as the view `main.<product>`; it is audited there, and only then published:
+moved to `products/<domain>/<product>/<version>.parquet` and made current by atomically replacing
+`current.json`. So its rows are written once. (A product a domain built as a table of its own, on
+PostgreSQL or with constraints, is copied instead.) Consumers only ever read the file `current.json`
+names, so a failed or killed run leaves what they read as it was, and reads never take DuckDB locks
 on another domain's warehouse.
 """
 
@@ -11,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +50,39 @@ class Published:
 PARQUET = "format parquet, compression zstd, compression_level 1"
 
 
+@contextmanager
+def staging(home: MeshHome, domain: str, run_id: str) -> Iterator[Path]:
+    """The folder where a step builds its domain's products before the audit. What the step did not
+    publish or reject (it failed first) goes with the folder when the step ends."""
+    folder = home.path / "staging" / run_id / domain
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        for empty in (folder.parent, folder.parent.parent):
+            try:
+                empty.rmdir()
+            except OSError:
+                break  # another domain of the run is still staging
+
+
+def build_into(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    """Write the rows of `query` to the Parquet file `path`, in the store's format."""
+    con.execute(f"copy ({query}) to '{path}' ({PARQUET})")
+
+
+def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> None:
+    """Make `main.<name>` a view over the Parquet file `path` (replacing a table of that name)."""
+    relation = f'main."{name}"'
+    kind = con.execute(
+        "select table_type from information_schema.tables where table_schema = 'main' and table_name = ?", [name]
+    ).fetchall()
+    if kind and kind[0][0] != "VIEW":
+        con.execute(f"drop table {relation}")
+    con.execute(f"create or replace view {relation} as select * from read_parquet('{path}')")
+
+
 def _write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -67,16 +105,26 @@ class ProductStore:
             return None
 
     def publish(
-        self, con: duckdb.DuckDBPyConnection, domain: str, product: str, relation: str, run_id: str | None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        domain: str,
+        product: str,
+        relation: str,
+        run_id: str | None,
+        built: Path | None = None,
     ) -> Published:
-        """Copy `relation` (already audited) to a new version and make it current, atomically."""
+        """Make the audited product a new version and current, atomically: the file it was `built`
+        into is moved into the store, or else `relation` is copied."""
         folder = self.home.product_dir(domain, product)
         folder.mkdir(parents=True, exist_ok=True)
         now = _now()
         version = f"{now:%Y%m%dT%H%M%S%f}-{(run_id or uuid.uuid4().hex)[:8]}"
         path = folder / f"{version}.parquet"
         tmp = folder / f".{version}.parquet.tmp"
-        con.execute(f"copy (select * from {relation}) to '{tmp}' ({PARQUET})")
+        if built is not None:
+            shutil.move(built, tmp)  # a rename within MESH_HOME's file system
+        else:
+            build_into(con, f"select * from {relation}", tmp)
         os.replace(tmp, path)
         rows = con.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]  # type: ignore[index]
         described = con.execute(f"describe select * from read_parquet('{path}')").fetchall()
@@ -87,16 +135,25 @@ class ProductStore:
         return published
 
     def reject(
-        self, con: duckdb.DuckDBPyConnection, domain: str, product: str, relation: str, run_id: str | None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        domain: str,
+        product: str,
+        relation: str,
+        run_id: str | None,
+        built: Path | None = None,
     ) -> str | None:
         """Keep a version that failed its blocking checks for inspection; consumers never see it."""
         folder = self.home.product_dir(domain, product) / "rejected"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{_now():%Y%m%dT%H%M%S%f}-{(run_id or uuid.uuid4().hex)[:8]}.parquet"
-        try:
-            con.execute(f"copy (select * from {relation}) to '{path}' ({PARQUET})")
-        except duckdb.Error:
-            return None  # nothing was built to keep (an upstream failed)
+        if built is not None:
+            shutil.move(built, path)
+        else:
+            try:
+                build_into(con, f"select * from {relation}", path)
+            except duckdb.Error:
+                return None  # nothing was built to keep (an upstream failed)
         self._prune(folder)
         return str(path)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
@@ -66,6 +67,12 @@ def test_failed_blocking_check_keeps_published_version_and_stops_downstream(tmp_
     status = _status(home, "pharmacy.sites")
     assert status["status"] == "failed_checks"
     assert Path(status["rejected_path"]).exists()
+    # the domain's warehouse shows the rejected build: its view reads the kept file
+    with duckdb.connect(str(home / "warehouse" / "pharmacy.duckdb"), read_only=True) as con:
+        view = con.execute("select sql from duckdb_views() where view_name = 'sites'").fetchone()[0]
+        assert status["rejected_path"] in view
+        assert con.execute("select max(daily_capacity) from main.sites").fetchone()[0] > 50
+    assert not (home / "staging").exists()
     rows = json.loads(
         run_mesh_cli(
             "read", "pharmacy.sites", "--as", "site_operations", "--limit", "0", "--json", env=env, cwd=root, check=True
@@ -100,6 +107,26 @@ def test_schema_drift_fails_with_a_diff_naming_each_column(tmp_path: Path) -> No
     assert "+ opened_on (DATE) not declared" in blockers
     assert "~ daily_capacity: declared BIGINT, built INTEGER" in blockers
     assert not (home / "products" / "pharmacy" / "sites" / "current.json").exists()
+
+
+def test_a_dbt_model_that_breaks_its_contract_is_not_published(tmp_path: Path) -> None:
+    """dbt's enforced contract still holds for products built straight into their Parquet file."""
+    root, home, env = _mesh(tmp_path)
+    run_mesh_cli("run", "--domain", "patients", env=env, cwd=root, check=True)
+    before = _current(home, "patients.patient_accounts")
+    yml = root / "dbt_projects" / "patients" / "models" / "marts" / "patient_accounts.yml"
+    yml.write_text(
+        yml.read_text().replace("{name: date_of_birth, data_type: date}", "{name: date_of_birth, data_type: timestamp}")
+    )
+    run_mesh_cli("prepare", env=env, cwd=root, check=True)
+    proc = run_mesh_cli("run", "--domain", "patients", env=env, cwd=root)
+    assert proc.returncode == 1
+    status = _status(home, "patients.patient_accounts")
+    assert status["status"] == "error"
+    assert "contract" in status["error"] and "date_of_birth" in status["error"], status["error"]
+    assert _current(home, "patients.patient_accounts") == before
+    assert _status(home, "patients.patient_consent")["status"] == "published"  # not built from it
+    assert not (home / "staging").exists()
 
 
 def test_check_samples_never_show_raw_pii(tmp_path: Path) -> None:

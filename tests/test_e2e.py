@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import duckdb
 import pytest
 
 from mesh_platform.mesh import Mesh
@@ -111,6 +113,28 @@ def test_read_refused_for_a_domain_that_does_not_consume(materialized) -> None:
     assert proc.returncode == 1
     assert "pharmacy does not consume patients.patient_accounts" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_products_are_written_once_into_the_published_file(materialized) -> None:
+    """A product is built straight into the file that is audited and then published: on DuckDB the
+    domain's warehouse reads it as a view over that version, and no staged file is left behind."""
+    mesh = Mesh.load(MeshProject.discover(materialized.root))
+    assert not (materialized.home / "staging").exists()
+    on_duckdb = materialized.env.get("MESH_WAREHOUSE", "duckdb") == "duckdb"
+    for descriptor, product in mesh.products():
+        folder = materialized.home / "products" / descriptor.domain / product.name
+        current = json.loads((folder / "current.json").read_text())
+        assert Path(current["path"]).exists() and not list(folder.glob(".*.tmp"))
+        if not on_duckdb:
+            continue
+        with duckdb.connect(
+            str(materialized.home / "warehouse" / f"{descriptor.domain}.duckdb"), read_only=True
+        ) as con:
+            view = con.execute(
+                "select sql from duckdb_views() where schema_name = 'main' and view_name = ?", [product.name]
+            ).fetchall()
+            assert view and f"read_parquet('{current['path']}')" in view[0][0], (product.name, view)
+            assert con.execute(f'select count(*) from main."{product.name}"').fetchone()[0] == current["rows"]
 
 
 def test_quarantine_lists_rejected_records(materialized) -> None:

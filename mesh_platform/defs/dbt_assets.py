@@ -30,7 +30,7 @@ from mesh_platform.defs.publish import (
     will_retry,
 )
 from mesh_platform.defs.specs import internal_attributes, product_attributes
-from mesh_platform.defs.warehouse_io import built_tables, dbt_target, governed_sources
+from mesh_platform.defs.warehouse_io import built_products, dbt_target, governed_sources
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.mesh import Mesh
@@ -38,6 +38,7 @@ from mesh_platform.openlineage import AssetLineage
 from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.project import MeshProject
 from mesh_platform.sdk import SuiteFn
+from mesh_platform.store import staging
 from mesh_platform.warehouse import pool_for
 
 MANIFEST = Path("target") / "manifest.json"
@@ -179,20 +180,21 @@ def build_dbt_assets(
     )
     def _dbt(context: AssetExecutionContext) -> Iterator[Any]:
         try:
-            yield from _build(context)
+            mesh = Mesh.load(MeshProject.discover(project.root))
+            with staging(mesh.project.home, domain, context.run.run_id) as folder:
+                yield from _build(context, mesh, folder)
         except Exception as exc:
             failure = as_failure(exc)
             if failure is exc:
                 raise
             raise failure from exc
 
-    def _build(context: AssetExecutionContext) -> Iterator[Any]:
-        mesh = Mesh.load(MeshProject.discover(project.root))
+    def _build(context: AssetExecutionContext, mesh: Mesh, folder: Path) -> Iterator[Any]:
         run_id = context.run.run_id
         home = mesh.project.home
         refs = [f"{source['source_name']}.{source['name']}" for source in consumed]
         reads = governed_sources(mesh, domain, refs, run_id, via=f"{domain} (dbt)")
-        target, target_env = dbt_target(mesh, domain)
+        target, target_env = dbt_target(mesh, domain, folder)
         selected = context.selected_asset_keys
         outputs = {
             uid: (key, context.assets_def.get_output_name_for_asset_key(key))
@@ -228,6 +230,7 @@ def build_dbt_assets(
             outputs,
             {uid: key for uid, key in test_checks.items() if key in context.selected_asset_check_keys},
             dbt_run,
+            [uid for uid, key in model_keys.items() if key in product_keys] if target == "duckdb" else (),
         )
         for event in stream:
             key = getattr(event, "asset_key", None)
@@ -242,7 +245,7 @@ def build_dbt_assets(
             yield event
         failures, failed_names = [], set()
         order = sorted(held, key=lambda k: len(upstream_products.get(product_keys[k].name, ())))
-        with built_tables(mesh, domain, run_id) as (con, relation):
+        with built_products(mesh, domain, folder) as (con, built):
             for key in order:
                 output, product = held[key], product_keys[key]
                 blockers = list(dbt_blockers.get(key, []))
@@ -251,15 +254,9 @@ def build_dbt_assets(
                     for up in sorted(upstream_products.get(product.name, set()) & failed_names)
                 ]
                 try:
+                    relation, file = built(product.name)
                     result = audit_and_publish(
-                        con,
-                        mesh,
-                        descriptor,
-                        product,
-                        relation(product.name),
-                        run_id,
-                        blockers,
-                        suites.get(product.name, ()),
+                        con, mesh, descriptor, product, relation, run_id, blockers, suites.get(product.name, ()), file
                     )
                 except Exception as exc:
                     lineage[key].fail(f"{type(exc).__name__}: {exc}")

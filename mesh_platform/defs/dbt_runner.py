@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-from collections.abc import Iterator, Mapping
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,10 @@ import dagster as dg
 
 PICKLE = Path("target") / "mesh_manifest.pickle"
 TARGETS = ("duckdb", "postgres")  # the outputs of dbt_projects/profiles.yml
+# the platform's dbt package (its `mesh_product` materialization), installed into every project
+PACKAGE = Path(__file__).resolve().parent.parent / "dbt_package"
+PACKAGE_NAME = "mesh_platform"
+PRODUCT_MATERIALIZATION = f"macro.{PACKAGE_NAME}.materialization_mesh_product_duckdb"
 
 
 def target_path(target: str) -> Path:
@@ -48,9 +53,18 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def install_package(project_dir: Path) -> None:
+    """Put the platform's dbt package in the project's `dbt_packages/`, where dbt loads every package."""
+    installed = project_dir / "dbt_packages" / PACKAGE_NAME
+    shutil.rmtree(installed, ignore_errors=True)
+    shutil.copytree(PACKAGE, installed)
+
+
 def parse_project(project_dir: Path, profiles_dir: Path, domain: str, target: str = "duckdb") -> None:
     """Parse once, at install time: writes the target's manifest.json and the runner's manifest."""
     from dbt.cli.main import dbtRunner
+
+    install_package(project_dir)
 
     # the manifest names relations by catalog: the domain's <domain>.duckdb file, or its database
     env = {"MESH_DUCKDB_PATH": str(project_dir / "target" / f"{domain}.duckdb"), "MESH_PG_DBNAME": domain}
@@ -87,6 +101,24 @@ def load_manifest_object(project_dir: Path, target: str = "duckdb") -> Any:
     return Manifest(**state)
 
 
+def build_products_into_files(manifest: Any, products: Iterable[str]) -> None:
+    """Product models (unique ids) that dbt would build as tables are built instead with the
+    platform's `mesh_product` materialization, straight into the Parquet file that is audited and
+    published. Models with constraints keep their table, which enforces them; others (views,
+    incrementals) are published by copy as before."""
+    if PRODUCT_MATERIALIZATION not in manifest.macros:
+        raise FileNotFoundError(
+            "the dbt manifests were prepared without the platform's dbt package; run `mesh prepare`"
+        )
+    for uid in products:
+        node = manifest.nodes.get(uid)
+        if node is None or node.config.materialized != "table" or node.language != "sql":
+            continue
+        if node.constraints or any(column.constraints for column in node.columns.values()):
+            continue
+        node.config.materialized = "mesh_product"
+
+
 @dataclass
 class DbtEvents:
     success: bool
@@ -103,10 +135,15 @@ def run_build(
     model_outputs: Mapping[str, tuple[dg.AssetKey, str]],
     test_checks: Mapping[str, dg.AssetCheckKey],
     events: DbtEvents,
+    file_products: Iterable[str] = (),
 ) -> Iterator[Any]:
+    """`file_products` (unique ids): product models to build into files (DuckDB target,
+    with `MESH_PRODUCT_STAGING` and `MESH_PARQUET_OPTIONS` in `env`); see `build_products_into_files`."""
     from dbt.cli.main import dbtRunner
 
     manifest = load_manifest_object(project_dir, target)
+    if file_products:
+        build_products_into_files(manifest, file_products)
     args = [
         "build",
         "--target",

@@ -1,6 +1,7 @@
 """Dagster assets from a domain's `@product` / `@internal` functions."""
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,6 +26,7 @@ from mesh_platform.openlineage import AssetLineage
 from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.project import MeshProject
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested, SuiteFn
+from mesh_platform.store import build_into, point_view, staging
 from mesh_platform.warehouse import open_warehouse, pool_for
 
 
@@ -41,6 +43,25 @@ def _write_result(con: duckdb.DuckDBPyConnection, name: str, result: Any) -> str
         con.execute(f"create or replace table {relation} as select * from _mesh_result")
         con.unregister("_mesh_result")
     return relation
+
+
+def _build_product(con: duckdb.DuckDBPyConnection, name: str, result: Any, folder: Path) -> Path | None:
+    """A product's rows go straight into the Parquet file that is audited and published (see
+    `mesh_platform.store`), with `main.<name>` a view over it. A function that returned no rows
+    (it made its table itself) is published by copy: returns None."""
+    path = folder / f"{name}.parquet"
+    if isinstance(result, str):
+        build_into(con, result, path)
+    elif result is not None and not isinstance(result, (Ingested, dict)):
+        con.register("_mesh_result", result)
+        try:
+            build_into(con, "select * from _mesh_result", path)
+        finally:
+            con.unregister("_mesh_result")
+    else:
+        return None
+    point_view(con, name, path)
+    return path
 
 
 def _ingested_metadata(result: Ingested) -> dict[str, Any]:
@@ -89,13 +110,17 @@ def build_python_asset(
             context.retry_number,
         )
         lineage.start()
-        with open_warehouse(mesh.project.home, domain) as con:
+        home = mesh.project.home
+        with open_warehouse(home, domain) as con, staging(home, domain, run_id) as folder:
             ctx = AssetContext(
                 domain, asset_fn.name, con, mesh, asset_fn.reads, run_id, context.log, landing=asset_fn.landing
             )
+            built = None
             try:
                 result = asset_fn(ctx)
-                relation = _write_result(con, asset_fn.name, result)
+                if product is not None:
+                    built = _build_product(con, asset_fn.name, result, folder)
+                relation = f"main.{quote(asset_fn.name)}" if built else _write_result(con, asset_fn.name, result)
                 land_table(con, domain, asset_fn.name)
             except Exception as exc:
                 lineage.fail(f"{type(exc).__name__}: {exc}")
@@ -111,7 +136,7 @@ def build_python_asset(
                 lineage.complete(rows=metadata.get("dagster/row_count"))
                 yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
                 return
-            audit = audit_and_publish(con, mesh, descriptor, product, relation, run_id, suites=suites)
+            audit = audit_and_publish(con, mesh, descriptor, product, relation, run_id, suites=suites, built=built)
         if audit.published is None:
             lineage.fail("; ".join(audit.blockers), audit.outcomes)
             yield from audit.check_results(spec.key)

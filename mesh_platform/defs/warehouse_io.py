@@ -5,9 +5,9 @@ database, see `mesh_platform.pg_warehouse`). Domain code never sees which one it
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -21,6 +21,7 @@ from mesh_platform.pg_warehouse import (
     land,
     warehouse_kind,
 )
+from mesh_platform.store import PARQUET, point_view
 from mesh_platform.warehouse import memory_limit, open_warehouse
 
 
@@ -43,11 +44,16 @@ def governed_sources(mesh: Mesh, domain: str, refs: Sequence[str], run_id: str, 
     return records
 
 
-def dbt_target(mesh: Mesh, domain: str) -> tuple[str, dict[str, str]]:
-    """The dbt target for this warehouse and the variables its profile output reads."""
+def dbt_target(mesh: Mesh, domain: str, staging: Path) -> tuple[str, dict[str, str]]:
+    """The dbt target for this warehouse and the variables its profile output and the platform's
+    `mesh_product` materialization (the step's `staging` folder) read."""
     if warehouse_kind() == "postgres":
         return "postgres", PgWarehouse.from_env().dbt_env(domain)
-    return "duckdb", {"MESH_DUCKDB_PATH": str(mesh.project.home.warehouse(domain))}
+    return "duckdb", {
+        "MESH_DUCKDB_PATH": str(mesh.project.home.warehouse(domain)),
+        "MESH_PRODUCT_STAGING": str(staging),
+        "MESH_PARQUET_OPTIONS": PARQUET,
+    }
 
 
 def land_table(con: duckdb.DuckDBPyConnection, domain: str, name: str) -> None:
@@ -66,27 +72,32 @@ def land_table(con: duckdb.DuckDBPyConnection, domain: str, name: str) -> None:
 
 
 @contextmanager
-def built_tables(mesh: Mesh, domain: str, run_id: str) -> Iterator[tuple[duckdb.DuckDBPyConnection, Any]]:
-    """Read adapter for write-audit-publish: a DuckDB connection and `relation(name)` naming the
-    built table in it. On PostgreSQL the table is exported to Parquet staged for this run and
-    audited from there (the checks run in DuckDB whatever the warehouse)."""
+def built_products(
+    mesh: Mesh, domain: str, folder: Path
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, Callable[[str], tuple[str, Path | None]]]]:
+    """Read adapter for write-audit-publish: a DuckDB connection and `built(name)`, which gives the
+    relation the checks read and the Parquet file in the staging `folder` the product was built
+    into (None: a table of the domain's, published by copy). On DuckDB, dbt built product tables
+    into those files (`dbt_runner.build_products_into_files`); on PostgreSQL each table is exported
+    into one (the checks run in DuckDB whatever the warehouse)."""
     home = mesh.project.home
     if warehouse_kind() != "postgres":
         with open_warehouse(home, domain) as con:
-            yield con, lambda name: f"main.{quote(name)}"
+
+            def built(name: str) -> tuple[str, Path | None]:
+                path = folder / f"{name}.parquet"
+                return f"main.{quote(name)}", path if path.exists() else None
+
+            yield con, built
         return
-    staged = home.path / "dbt-runs" / run_id / "staged"
     pg = PgWarehouse.from_env()
-    try:
-        with pg.connect(domain) as pcon, duckdb.connect() as con:
-            con.execute(f"set memory_limit = '{memory_limit()}'")
+    with pg.connect(domain) as pcon, duckdb.connect() as con:
+        con.execute(f"set memory_limit = '{memory_limit()}'")
 
-            def relation(name: str) -> str:
-                path = staged / f"{name}.parquet"
-                export_parquet(pcon, "main", name, path)
-                con.execute(f"create or replace view main.{quote(name)} as select * from read_parquet('{path}')")
-                return f"main.{quote(name)}"
+        def exported(name: str) -> tuple[str, Path | None]:
+            path = folder / f"{name}.parquet"
+            export_parquet(pcon, "main", name, path)
+            point_view(con, name, path)
+            return f"main.{quote(name)}", path
 
-            yield con, relation
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)  # published and rejected versions are copies
+        yield con, exported
