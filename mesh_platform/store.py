@@ -54,29 +54,27 @@ PARQUET = "format parquet, compression zstd, compression_level 1"
 def staging(home: MeshHome, domain: str, run_id: str) -> Iterator[Path]:
     """The folder where a step builds its domain's products before the audit. What the step did not
     publish or reject (it failed first) goes with the folder when the step ends."""
-    folder = home.path / "staging" / run_id / domain
+    folder = home.path / "staging" / domain / run_id
     folder.mkdir(parents=True, exist_ok=True)
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        for empty in (folder.parent, folder.parent.parent):
-            try:
-                empty.rmdir()
-            except OSError:
-                break  # another domain of the run is still staging
 
 
 def build_into(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    """Write the rows of `query` to the Parquet file `path`, in the store's format."""
-    con.execute(f"copy ({query}) to '{path}' ({PARQUET})")
+    """Write the rows of `query` (a SELECT, which may end in a comment or a semicolon) to the Parquet
+    file `path`, in the store's format."""
+    con.execute(f"copy (\n{query.strip().removesuffix(';')}\n) to '{path}' ({PARQUET})")
 
 
 def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> None:
     """Make `main.<name>` a view over the Parquet file `path` (replacing a table of that name)."""
     relation = f'main."{name}"'
     kind = con.execute(
-        "select table_type from information_schema.tables where table_schema = 'main' and table_name = ?", [name]
+        "select table_type from information_schema.tables "
+        "where table_catalog = current_database() and table_schema = 'main' and table_name = ?",
+        [name],
     ).fetchall()
     if kind and kind[0][0] != "VIEW":
         con.execute(f"drop table {relation}")

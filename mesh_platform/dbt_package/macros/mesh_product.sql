@@ -5,7 +5,7 @@
   time (mesh_platform/defs/dbt_runner.py); MESH_PRODUCT_STAGING is the step's staging folder.
 -#}
 {% materialization mesh_product, adapter="duckdb" %}
-  {%- set location = env_var('MESH_PRODUCT_STAGING') ~ '/' ~ this.identifier ~ '.parquet' -%}
+  {%- set location = env_var('MESH_PRODUCT_STAGING') ~ '/' ~ model['name'] ~ '.parquet' -%}
   {%- set existing_relation = load_cached_relation(this) -%}
   {%- set target_relation = this.incorporate(type='view') -%}
   {%- set query = sql -%}
@@ -18,7 +18,9 @@
   {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
   {% call statement('write') -%}
-    copy ({{ query }}) to '{{ location }}' ({{ env_var('MESH_PARQUET_OPTIONS') }})
+    copy (
+      {{ query }}
+    ) to '{{ location }}' ({{ env_var('MESH_PARQUET_OPTIONS') }})
   {%- endcall %}
   {% if existing_relation is not none and existing_relation.type != 'view' %}
     {{ adapter.drop_relation(existing_relation) }}
