@@ -81,6 +81,22 @@ def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> N
     con.execute(f"create or replace view {relation} as select * from read_parquet('{path}')")
 
 
+@dataclass(frozen=True)
+class Build:
+    """What a step built for audit: the relation the checks read and the Parquet file it was built
+    into (None: a table of the domain's own, which is copied when kept)."""
+
+    relation: str
+    file: Path | None = None
+
+    def keep(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        """Put the build at `path`: the file is moved (a rename within MESH_HOME), a table copied."""
+        if self.file is not None:
+            shutil.move(self.file, path)
+        else:
+            build_into(con, f"select * from {self.relation}", path)
+
+
 def _write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -103,26 +119,16 @@ class ProductStore:
             return None
 
     def publish(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        domain: str,
-        product: str,
-        relation: str,
-        run_id: str | None,
-        built: Path | None = None,
+        self, con: duckdb.DuckDBPyConnection, domain: str, product: str, build: Build, run_id: str | None
     ) -> Published:
-        """Make the audited product a new version and current, atomically: the file it was `built`
-        into is moved into the store, or else `relation` is copied."""
+        """Make the audited product a new version and current, atomically."""
         folder = self.home.product_dir(domain, product)
         folder.mkdir(parents=True, exist_ok=True)
         now = _now()
         version = f"{now:%Y%m%dT%H%M%S%f}-{(run_id or uuid.uuid4().hex)[:8]}"
         path = folder / f"{version}.parquet"
         tmp = folder / f".{version}.parquet.tmp"
-        if built is not None:
-            shutil.move(built, tmp)  # a rename within MESH_HOME's file system
-        else:
-            build_into(con, f"select * from {relation}", tmp)
+        build.keep(con, tmp)
         os.replace(tmp, path)
         rows = con.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]  # type: ignore[index]
         described = con.execute(f"describe select * from read_parquet('{path}')").fetchall()
@@ -133,25 +139,16 @@ class ProductStore:
         return published
 
     def reject(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        domain: str,
-        product: str,
-        relation: str,
-        run_id: str | None,
-        built: Path | None = None,
+        self, con: duckdb.DuckDBPyConnection, domain: str, product: str, build: Build, run_id: str | None
     ) -> str | None:
         """Keep a version that failed its blocking checks for inspection; consumers never see it."""
         folder = self.home.product_dir(domain, product) / "rejected"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{_now():%Y%m%dT%H%M%S%f}-{(run_id or uuid.uuid4().hex)[:8]}.parquet"
-        if built is not None:
-            shutil.move(built, path)
-        else:
-            try:
-                build_into(con, f"select * from {relation}", path)
-            except duckdb.Error:
-                return None  # nothing was built to keep (an upstream failed)
+        try:
+            build.keep(con, path)
+        except duckdb.Error:
+            return None  # nothing was built to keep (an upstream failed)
         self._prune(folder)
         return str(path)
 

@@ -254,9 +254,15 @@ def build_dbt_assets(
                     for up in sorted(upstream_products.get(product.name, set()) & failed_names)
                 ]
                 try:
-                    relation, file = built(product.name)
                     result = audit_and_publish(
-                        con, mesh, descriptor, product, relation, run_id, blockers, suites.get(product.name, ()), file
+                        con,
+                        mesh,
+                        descriptor,
+                        product,
+                        built(product.name),
+                        run_id,
+                        blockers,
+                        suites.get(product.name, ()),
                     )
                 except Exception as exc:
                     lineage[key].fail(f"{type(exc).__name__}: {exc}")

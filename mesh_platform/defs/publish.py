@@ -1,10 +1,9 @@
-"""Write-audit-publish for one product: audit the built table, publish only if nothing blocks."""
+"""Write-audit-publish for one product: audit the build, publish only if nothing blocks."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -15,7 +14,7 @@ from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.alerts import Alert, AlertKind, send_alert
 from mesh_platform.sdk import SuiteFn
-from mesh_platform.store import ProductStore, Published, point_view
+from mesh_platform.store import Build, ProductStore, Published, point_view
 
 # Dagster retries a step only for transient trouble (a DuckDB lock, an I/O error): bad data and
 # failed checks raise `Failure(allow_retries=False)` and are not retried.
@@ -72,23 +71,21 @@ def audit_and_publish(
     mesh: Mesh,
     descriptor: Descriptor,
     product: Product,
-    relation: str,
+    build: Build,
     run_id: str | None,
     extra_blockers: list[str] | None = None,
     suites: Sequence[SuiteFn] = (),
-    built: Path | None = None,
 ) -> Audit:
-    """Audit `relation`, then publish it or keep it as rejected. `built`: the Parquet file the product
-    was built into (`relation` is a view over it), which becomes the version; the view then follows
-    the file to where it went."""
+    """Audit the build, then publish it or keep it as rejected. A build's file becomes the version;
+    its relation (a view over the file) then follows the file to where it went."""
     ref = f"{descriptor.domain}.{product.name}"
     outcomes = [] if extra_blockers else run_contract(con, product, suites)
     audit = Audit(ref, outcomes, extra_blockers=list(extra_blockers or []))
     store = ProductStore(mesh.project.home)
     rejected = None
     if audit.blockers:
-        rejected = store.reject(con, descriptor.domain, product.name, relation, run_id, built)
-        if built is not None and rejected is not None:
+        rejected = store.reject(con, descriptor.domain, product.name, build, run_id)
+        if build.file is not None and rejected is not None:
             point_view(con, product.name, rejected)
         failed = [o for o in outcomes if o.blocking and not o.passed]
         alert(
@@ -101,8 +98,8 @@ def audit_and_publish(
             {"failed_checks": [{**o.as_dict(), "observed": o.metadata.get("observed_value")} for o in failed]},
         )
     else:
-        audit.published = store.publish(con, descriptor.domain, product.name, relation, run_id, built)
-        if built is not None:
+        audit.published = store.publish(con, descriptor.domain, product.name, build, run_id)
+        if build.file is not None:
             point_view(con, product.name, audit.published.path)
     store.record_status(
         descriptor.domain,
@@ -110,7 +107,7 @@ def audit_and_publish(
         {
             "status": "published" if audit.published else "failed_checks",
             "run_id": run_id,
-            "rows": audit.published.rows if audit.published else _count(con, relation),
+            "rows": audit.published.rows if audit.published else _count(con, build.relation),
             "version": audit.published.version if audit.published else None,
             "checks": [o.as_dict() for o in audit.outcomes],
             "blockers": audit.blockers,

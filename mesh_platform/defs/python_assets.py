@@ -26,7 +26,7 @@ from mesh_platform.openlineage import AssetLineage
 from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.project import MeshProject
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested, SuiteFn
-from mesh_platform.store import build_into, point_view, staging
+from mesh_platform.store import Build, build_into, point_view, staging
 from mesh_platform.warehouse import open_warehouse, pool_for
 
 
@@ -45,11 +45,11 @@ def _write_result(con: duckdb.DuckDBPyConnection, name: str, result: Any) -> str
     return relation
 
 
-def _build_product(con: duckdb.DuckDBPyConnection, name: str, result: Any, folder: Path) -> Path | None:
+def _build_product(con: duckdb.DuckDBPyConnection, name: str, result: Any, folder: Path) -> Build:
     """A product's rows go straight into the Parquet file that is audited and published (see
     `mesh_platform.store`), with `main.<name>` a view over it. A function that returned no rows
-    (it made its table itself) is published by copy: returns None."""
-    path = folder / f"{name}.parquet"
+    made its table itself, which is published by copy."""
+    relation, path = f"main.{quote(name)}", folder / f"{name}.parquet"
     if isinstance(result, str):
         build_into(con, result, path)
     elif result is not None and not isinstance(result, (Ingested, dict)):
@@ -59,9 +59,9 @@ def _build_product(con: duckdb.DuckDBPyConnection, name: str, result: Any, folde
         finally:
             con.unregister("_mesh_result")
     else:
-        return None
+        return Build(relation)
     point_view(con, name, path)
-    return path
+    return Build(relation, path)
 
 
 def _ingested_metadata(result: Ingested) -> dict[str, Any]:
@@ -115,12 +115,12 @@ def build_python_asset(
             ctx = AssetContext(
                 domain, asset_fn.name, con, mesh, asset_fn.reads, run_id, context.log, landing=asset_fn.landing
             )
-            built = None
             try:
                 result = asset_fn(ctx)
                 if product is not None:
-                    built = _build_product(con, asset_fn.name, result, folder)
-                relation = f"main.{quote(asset_fn.name)}" if built else _write_result(con, asset_fn.name, result)
+                    build = _build_product(con, asset_fn.name, result, folder)
+                else:
+                    _write_result(con, asset_fn.name, result)
                 land_table(con, domain, asset_fn.name)
             except Exception as exc:
                 lineage.fail(f"{type(exc).__name__}: {exc}")
@@ -136,7 +136,7 @@ def build_python_asset(
                 lineage.complete(rows=metadata.get("dagster/row_count"))
                 yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
                 return
-            audit = audit_and_publish(con, mesh, descriptor, product, relation, run_id, suites=suites, built=built)
+            audit = audit_and_publish(con, mesh, descriptor, product, build, run_id, suites=suites)
         if audit.published is None:
             lineage.fail("; ".join(audit.blockers), audit.outcomes)
             yield from audit.check_results(spec.key)

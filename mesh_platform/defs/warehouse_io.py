@@ -21,7 +21,7 @@ from mesh_platform.pg_warehouse import (
     land,
     warehouse_kind,
 )
-from mesh_platform.store import PARQUET, point_view
+from mesh_platform.store import PARQUET, Build, point_view
 from mesh_platform.warehouse import memory_limit, open_warehouse
 
 
@@ -74,19 +74,19 @@ def land_table(con: duckdb.DuckDBPyConnection, domain: str, name: str) -> None:
 @contextmanager
 def built_products(
     mesh: Mesh, domain: str, folder: Path
-) -> Iterator[tuple[duckdb.DuckDBPyConnection, Callable[[str], tuple[str, Path | None]]]]:
-    """Read adapter for write-audit-publish: a DuckDB connection and `built(name)`, which gives the
-    relation the checks read and the Parquet file in the staging `folder` the product was built
-    into (None: a table of the domain's, published by copy). On DuckDB, dbt built product tables
-    into those files (`dbt_runner.build_products_into_files`); on PostgreSQL each table is exported
-    into one (the checks run in DuckDB whatever the warehouse)."""
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, Callable[[str], Build]]]:
+    """Read adapter for write-audit-publish: a DuckDB connection and `built(name)`, the product's
+    build: the relation the checks read and the Parquet file in the staging `folder` it was built
+    into. On DuckDB, dbt built product tables into those files (`dbt_runner.build_products_into_files`;
+    a model it built as a table of its own has none); on PostgreSQL each table is exported into one
+    (the checks run in DuckDB whatever the warehouse)."""
     home = mesh.project.home
     if warehouse_kind() != "postgres":
         with open_warehouse(home, domain) as con:
 
-            def built(name: str) -> tuple[str, Path | None]:
+            def built(name: str) -> Build:
                 path = folder / f"{name}.parquet"
-                return f"main.{quote(name)}", path if path.exists() else None
+                return Build(f"main.{quote(name)}", path if path.exists() else None)
 
             yield con, built
         return
@@ -94,10 +94,10 @@ def built_products(
     with pg.connect(domain) as pcon, duckdb.connect() as con:
         con.execute(f"set memory_limit = '{memory_limit()}'")
 
-        def exported(name: str) -> tuple[str, Path | None]:
+        def exported(name: str) -> Build:
             path = folder / f"{name}.parquet"
             export_parquet(pcon, "main", name, path)
             point_view(con, name, path)
-            return f"main.{quote(name)}", path
+            return Build(f"main.{quote(name)}", path)
 
         yield con, exported
