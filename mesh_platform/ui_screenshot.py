@@ -156,6 +156,7 @@ def open_global_lineage(page: Page, base_url: str, facets: Sequence[str] = LINEA
     page.goto(f"{base_url}/asset-groups")
     page.get_by_text("Global asset lineage").first.wait_for()
     page.get_by_role("button", name="settings", exact=True).click()
+    page.get_by_role("menuitem").first.wait_for()  # the menu renders after the click: count() does not wait
     expand = page.get_by_role("menuitem", name="Expand all groups")
     if expand.count():
         expand.click()
