@@ -53,8 +53,8 @@ def ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_every_line_is_loaded_once_or_quarantined_across_batches(ingest) -> None:
     batch, con = ingest
-    first = batch("b1.jsonl", (_event("E1"), _event("E2"), '{"event_id": "E3", "appointment', _event("E3")))
-    assert (first.records_in, first.loaded, first.quarantined) == (4, 3, {"malformed_json": 1})
+    first = batch("b1.jsonl", (_event("E1"), _event("E2"), '{"event_id": "E3", "appointment', _event("E3"), ""))
+    assert (first.records_in, first.loaded, first.quarantined) == (5, 3, {"malformed_json": 2})
 
     second = batch(
         "b2.jsonl",
@@ -76,6 +76,7 @@ def test_every_line_is_loaded_once_or_quarantined_across_batches(ingest) -> None
     ).fetchall()
     assert [row[:3] for row in held] == [
         ("landing/appointments/b1.jsonl", 3, "malformed_json"),
+        ("landing/appointments/b1.jsonl", 5, "malformed_json"),  # a blank line is no event either
         ("landing/appointments/b2.jsonl", 2, "null_key"),
         ("landing/appointments/b2.jsonl", 5, "unknown_code"),
     ]

@@ -54,7 +54,7 @@ def appointment_events(ctx: AssetContext) -> Ingested:
         None,
         EVENT_COLUMNS,
         rules=[
-            ("malformed_json", "not _valid"),
+            ("malformed_json", "_valid is not true"),  # a blank line reads as null
             ("null_key", "appointment_id is null or event_id is null"),
             ("unknown_code", f"event_type not in {EVENT_TYPES}"),
         ],
