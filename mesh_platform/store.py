@@ -3,10 +3,11 @@
 A product is built straight into a Parquet file in the step's staging folder (`staging`), which the
 domain's warehouse sees as the view `main.<product>`; it is audited there, and only then published:
 moved to `products/<domain>/<product>/<version>.parquet` and made current by atomically replacing
-`current.json`. So its rows are written once. (A product a domain built as a table of its own, on
-PostgreSQL or with constraints, is copied instead.) Consumers only ever read the file `current.json`
-names, so a failed or killed run leaves what they read as it was, and reads never take DuckDB locks
-on another domain's warehouse.
+`current.json`. So its rows are written once. (A product the domain made as a table of its own: a
+dbt model with constraints, a view or an incremental model, a Python function that made its table,
+is copied instead; on PostgreSQL a built table is exported into the staged file.) Consumers only
+ever read the file `current.json` names, so a failed or killed run leaves what they read as it
+was, and reads never take DuckDB locks on another domain's warehouse.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from mesh_platform.governance.policies import quote
 from mesh_platform.project import MeshHome
 
 KEEP_VERSIONS = 5
@@ -62,15 +64,22 @@ def staging(home: MeshHome, domain: str, run_id: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def staged_file(folder: Path, name: str) -> Path:
+    """Where a step builds product `name` in its staging `folder` (the dbt materialization
+    `mesh_product` writes the same path)."""
+    return folder / f"{name}.parquet"
+
+
 def build_into(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     """Write the rows of `query` (a SELECT, which may end in a comment or a semicolon) to the Parquet
     file `path`, in the store's format."""
     con.execute(f"copy (\n{query.strip().removesuffix(';')}\n) to '{path}' ({PARQUET})")
 
 
-def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> None:
-    """Make `main.<name>` a view over the Parquet file `path` (replacing a table of that name)."""
-    relation = f'main."{name}"'
+def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> str:
+    """Make `main.<name>` a view over the Parquet file `path` (replacing a table of that name);
+    returns the relation."""
+    relation = f"main.{quote(name)}"
     kind = con.execute(
         "select table_type from information_schema.tables "
         "where table_catalog = current_database() and table_schema = 'main' and table_name = ?",
@@ -79,6 +88,7 @@ def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> N
     if kind and kind[0][0] != "VIEW":
         con.execute(f"drop table {relation}")
     con.execute(f"create or replace view {relation} as select * from read_parquet('{path}')")
+    return relation
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from mesh_platform.openlineage import AssetLineage
 from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.project import MeshProject
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested, SuiteFn
-from mesh_platform.store import Build, build_into, point_view, staging
+from mesh_platform.store import Build, build_into, point_view, staged_file, staging
 from mesh_platform.warehouse import open_warehouse, pool_for
 
 
@@ -49,7 +49,7 @@ def _build_product(con: duckdb.DuckDBPyConnection, name: str, result: Any, folde
     """A product's rows go straight into the Parquet file that is audited and published (see
     `mesh_platform.store`), with `main.<name>` a view over it. A function that returned no rows
     made its table itself, which is published by copy."""
-    relation, path = f"main.{quote(name)}", folder / f"{name}.parquet"
+    path = staged_file(folder, name)
     if isinstance(result, str):
         build_into(con, result, path)
     elif result is not None and not isinstance(result, (Ingested, dict)):
@@ -59,9 +59,8 @@ def _build_product(con: duckdb.DuckDBPyConnection, name: str, result: Any, folde
         finally:
             con.unregister("_mesh_result")
     else:
-        return Build(relation)
-    point_view(con, name, path)
-    return Build(relation, path)
+        return Build(f"main.{quote(name)}")
+    return Build(point_view(con, name, path), path)
 
 
 def _ingested_metadata(result: Ingested) -> dict[str, Any]:

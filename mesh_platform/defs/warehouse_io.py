@@ -21,7 +21,7 @@ from mesh_platform.pg_warehouse import (
     land,
     warehouse_kind,
 )
-from mesh_platform.store import PARQUET, Build, point_view
+from mesh_platform.store import PARQUET, Build, point_view, staged_file
 from mesh_platform.warehouse import memory_limit, open_warehouse
 
 
@@ -85,7 +85,7 @@ def built_products(
         with open_warehouse(home, domain) as con:
 
             def built(name: str) -> Build:
-                path = folder / f"{name}.parquet"
+                path = staged_file(folder, name)
                 return Build(f"main.{quote(name)}", path if path.exists() else None)
 
             yield con, built
@@ -95,9 +95,8 @@ def built_products(
         con.execute(f"set memory_limit = '{memory_limit()}'")
 
         def exported(name: str) -> Build:
-            path = folder / f"{name}.parquet"
+            path = staged_file(folder, name)
             export_parquet(pcon, "main", name, path)
-            point_view(con, name, path)
-            return Build(f"main.{quote(name)}", path)
+            return Build(point_view(con, name, path), path)
 
         yield con, exported
