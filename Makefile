@@ -1,4 +1,5 @@
-# The mesh's entry points. `make demo` and `make test` work on a fresh machine with Python 3.11.
+# The mesh's entry points. `make demo` and `make test` work on a fresh machine with Python 3.11, 3.12 or
+# 3.13: `make test PYTHON=/path/to/python3.13` builds the venv with that interpreter.
 SHELL := /bin/bash
 PYTHON ?= python3
 MESH_HOME ?= $(CURDIR)/.mesh
@@ -11,8 +12,13 @@ TEST_WORKERS ?= 3
 export MESH_HOME
 export DAGSTER_HOME := $(MESH_HOME)/dagster
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+# `make test-fast PYTHON=... VENV=.venv-3.13` keeps a second interpreter's venv beside the default one
 VENV := .venv
 MESH := $(VENV)/bin/mesh
+# the venv's stamp is named after the interpreter that built it (e.g. .installed-cpython-3.13.0), so
+# switching PYTHON rebuilds the venv instead of reusing one built by another Python
+PYTHON_ID := $(shell $(PYTHON) -c 'import sys; print(sys.implementation.name + "-" + ".".join(map(str, sys.version_info[:3])))' 2>/dev/null)
+INSTALLED := $(VENV)/.installed-$(PYTHON_ID)
 
 .PHONY: install demo ui test test-fast lint format clean docs bench screenshot
 
@@ -20,11 +26,13 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv
 
-$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+$(INSTALLED): pyproject.toml uv.lock | $(UV)
+	@[ -n "$(PYTHON_ID)" ] || { echo "make: PYTHON=$(PYTHON) does not run; give a Python 3.11, 3.12 or 3.13 interpreter" >&2; exit 2; }
+	rm -f $(VENV)/.installed*
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
-install: $(VENV)/.installed  ## build .venv/ (with .venv/bin/mesh) and prepare dbt manifests
+install: $(INSTALLED)  ## build .venv/ (with .venv/bin/mesh) and prepare dbt manifests
 	$(MESH) prepare
 
 demo: install  ## seed, materialize the whole mesh, then serve the Dagster UI on 127.0.0.1
