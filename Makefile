@@ -19,15 +19,17 @@ MESH := $(VENV)/bin/mesh
 # switching PYTHON rebuilds the venv instead of reusing one built by another Python
 PYTHON_ID := $(shell $(PYTHON) -c 'import sys; print(sys.implementation.name + "-" + ".".join(map(str, sys.version_info[:3])))' 2>/dev/null)
 INSTALLED := $(VENV)/.installed-$(PYTHON_ID)
+python_runs = $(if $(PYTHON_ID),,$(error PYTHON=$(PYTHON) does not run; give a Python 3.11, 3.12 or 3.13 interpreter))
 
 .PHONY: install demo ui test test-fast lint format clean docs bench screenshot
 
 $(CURDIR)/.tools/bin/uv:
+	$(python_runs)
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv
 
 $(INSTALLED): pyproject.toml uv.lock | $(UV)
-	@[ -n "$(PYTHON_ID)" ] || { echo "make: PYTHON=$(PYTHON) does not run; give a Python 3.11, 3.12 or 3.13 interpreter" >&2; exit 2; }
+	$(python_runs)
 	rm -f $(VENV)/.installed*
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
 	touch $@
