@@ -52,18 +52,28 @@ class MeshHome:
     def audit_dir(self) -> Path:
         return self.path / "audit"
 
-    def masking_key(self) -> str:
-        """The secret that keys pii tokens; made once per MESH_HOME, never printed."""
-        path = self.path / "masking.key"
+    def secret(self, name: str) -> str:
+        """A secret of this MESH_HOME (`<name>.key`, mode 0600): made once, never printed. Domain SQL
+        cannot read it (the sandbox); domain Python runs with the OS rights of its process."""
+        path = self.path / f"{name}.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
             tmp.write_text(secrets.token_hex(32))
             tmp.chmod(0o600)
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)  # first writer wins, concurrent runs agree on one key
             tmp.unlink()
         return path.read_text().strip()
+
+    def masking_key(self) -> str:
+        """The secret that keys pii tokens."""
+        return self.secret("masking")
+
+    @property
+    def governed(self) -> Path:
+        """Governed projections, made by the platform for each consumer (`governance.projection`)."""
+        return self.path / "governed"
 
     def ensure(self) -> None:
         for folder in (self.path / "warehouse", self.products, self.sources, self.landing, self.dagster_home):

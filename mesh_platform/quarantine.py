@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mesh_platform.governance.audit import audit_read
 from mesh_platform.mesh import Mesh
 from mesh_platform.warehouse import open_warehouse
 
@@ -66,7 +67,20 @@ def quarantined(mesh: Mesh, ref: str | None = None, reader: str | None = None) -
                 "select asset, source_file, source_line, reason, cast(record as varchar), run_id "
                 "from quarantine.records order by source_file, source_line"
             )
-            pii = set() if reader == domain else _pii_columns(mesh, domain)
+            pii = _pii_columns(mesh, domain)
+            raw = reader == domain and bool(pii)
+            if raw:  # the owner reads its own pii unmasked: audited
+                audit_read(
+                    mesh.project.home,
+                    "raw_read",
+                    consumer=reader,
+                    product=f"{domain} (quarantine)" if ref is None else ref,
+                    masked_columns={},
+                    pii_columns=sorted(pii),
+                    run_id=None,
+                    via="mesh quarantine",
+                )
+                pii = set()
             for asset, file, line, reason, record, run_id in cursor.fetchall():
                 if upstream is not None and asset not in upstream:
                     continue

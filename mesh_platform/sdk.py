@@ -19,12 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import duckdb
 
-if TYPE_CHECKING:
-    from mesh_platform.mesh import Mesh
+from mesh_platform.governance.policies import quote
 
 
 @dataclass(frozen=True)
@@ -93,41 +92,38 @@ class Ingested:
 
 @dataclass
 class AssetContext:
+    """What the platform hands a domain's function for one step. The identity is the platform's:
+    `domain` is the domain whose step runs, and `read()` returns only what the platform prepared for
+    it (its own assets, and the governed projections of the products it consumes). `con` is the
+    step's DuckDB connection, sandboxed to the domain's own warehouse, sources, landing folders and
+    staging (`mesh_platform.governance.sandbox`)."""
+
     domain: str
     name: str
     con: duckdb.DuckDBPyConnection
-    mesh: Mesh
+    home: Path
     reads: tuple[str, ...]
     run_id: str | None = None
     log: Any = None
-    governed_reads: list[dict[str, object]] = field(default_factory=list)
     landing: str | None = None
-
-    @property
-    def home(self) -> Path:
-        return self.mesh.project.home.path
+    governed: dict[str, str] = field(default_factory=dict)  # product ref -> relation, set by the platform
 
     @property
     def source_dir(self) -> Path:
         """Where this domain's source systems drop their files (`MESH_HOME/sources/<domain>`)."""
-        return self.mesh.project.home.sources / self.domain
+        return self.home / "sources" / self.domain
 
     @property
     def landing_dir(self) -> Path:
         """The folder this asset ingests (`MESH_HOME/landing/<landing>`, as named in `@internal`)."""
         if self.landing is None:
             raise ValueError(f"{self.domain}.{self.name} reads a landing folder without declaring landing=...")
-        return self.mesh.project.home.landing / self.landing
+        return self.home / "landing" / self.landing
 
     def read(self, ref: str) -> str:
         """A relation name to use in SQL: own assets as-is, other domains' products governed."""
         if ref not in self.reads:
             raise PermissionError(f"{self.domain}.{self.name} reads {ref!r} without declaring it in reads=[...]")
         if "." not in ref:
-            return f'main."{ref}"'
-        from mesh_platform.governance.read import audit, authorize, create_governed_view
-
-        grant = authorize(self.mesh, ref, self.domain)
-        relation = create_governed_view(self.con, grant, self.mesh.project.home.masking_key())
-        self.governed_reads.append(audit(self.mesh, grant, self.run_id, via=f"{self.domain}.{self.name}"))
-        return relation
+            return f"main.{quote(ref)}"
+        return self.governed[ref]

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from mesh_platform.governance.policies import quote
+from mesh_platform.governance.policies import literal, quote
 from mesh_platform.project import MeshHome
 
 KEEP_VERSIONS = 5
@@ -41,10 +41,30 @@ class Published:
     published_at: str
     run_id: str | None
     columns: dict[str, str]
+    size: int | None = None  # the file as published: a change in size or mtime means it was tampered with
+    mtime_ns: int | None = None
 
     @property
     def ref(self) -> str:
         return f"{self.domain}.{self.product}"
+
+    def check_intact(self) -> None:
+        """Raise `TamperedVersion` when the file is not the one published (rewritten since)."""
+        if self.size is None or self.mtime_ns is None:
+            return  # published before versions recorded their file's size
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            raise TamperedVersion(f"version {self.version} of {self.ref} is missing: {self.path}") from None
+        if (stat.st_size, stat.st_mtime_ns) != (self.size, self.mtime_ns):
+            raise TamperedVersion(
+                f"version {self.version} of {self.ref} was modified after it was published ({self.path}); "
+                f"it is not served: republish it with `mesh run --domain {self.domain}`"
+            )
+
+
+class TamperedVersion(Exception):
+    """A published version's file is not the one that was audited and published."""
 
 
 # zstd at its fastest level: 13% faster to write than its default (level 3) for files within 1%
@@ -98,13 +118,26 @@ class Build:
 
     relation: str
     file: Path | None = None
+    staging: Path | None = None  # where a table is written out first (the step's sandbox may write there)
 
     def keep(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
-        """Put the build at `path`: the file is moved (a rename within MESH_HOME), a table copied."""
+        """Put the build at `path`: the file is moved (a rename within MESH_HOME); a table is written
+        into the staging folder by the step's own connection, then moved."""
         if self.file is not None:
             shutil.move(self.file, path)
-        else:
-            build_into(con, f"select * from {self.relation}", path)
+            return
+        staged = (self.staging or path.parent) / f".{path.name}.{uuid.uuid4().hex[:8]}.parquet"
+        build_into(con, f"select * from {self.relation}", staged)
+        shutil.move(staged, path)
+
+
+def parquet_summary(path: Path | str) -> tuple[int, dict[str, str]]:
+    """Rows and column types of a Parquet file, read by the platform (not a domain's connection)."""
+    with duckdb.connect() as con:
+        source = f"read_parquet({literal(str(path))})"
+        rows = con.execute(f"select count(*) from {source}").fetchone()[0]  # type: ignore[index]
+        described = con.execute(f"describe select * from {source}").fetchall()
+    return int(rows), {row[0]: str(row[1]).lower() for row in described}
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -140,10 +173,11 @@ class ProductStore:
         tmp = folder / f".{version}.parquet.tmp"
         build.keep(con, tmp)
         os.replace(tmp, path)
-        rows = con.execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]  # type: ignore[index]
-        described = con.execute(f"describe select * from read_parquet('{path}')").fetchall()
-        columns = {row[0]: str(row[1]).lower() for row in described}
-        published = Published(domain, product, version, str(path), rows, now.isoformat(), run_id, columns)
+        rows, columns = parquet_summary(path)
+        stat = path.stat()
+        published = Published(
+            domain, product, version, str(path), rows, now.isoformat(), run_id, columns, stat.st_size, stat.st_mtime_ns
+        )
         _write_json_atomic(folder / "current.json", asdict(published))
         self._prune(folder)
         return published

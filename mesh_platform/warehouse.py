@@ -54,7 +54,9 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
 
 
 @contextmanager
-def open_warehouse(home: MeshHome, domain: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect_warehouse(home: MeshHome, domain: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the domain's warehouse file, waiting for a lock another process holds. Its
+    configuration is the caller's: a step locks it into its sandbox (`governance.sandbox`)."""
     path = home.warehouse(domain)
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + LOCK_WAIT_S
@@ -69,8 +71,15 @@ def open_warehouse(home: MeshHome, domain: str, read_only: bool = False) -> Iter
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     try:
-        if not read_only:
-            con.execute(f"set memory_limit = '{memory_limit()}'")
         yield con
     finally:
         con.close()
+
+
+@contextmanager
+def open_warehouse(home: MeshHome, domain: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The platform's own connection to a domain's warehouse (never handed to domain code)."""
+    with connect_warehouse(home, domain, read_only) as con:
+        if not read_only:
+            con.execute(f"set memory_limit = '{memory_limit()}'")
+        yield con

@@ -7,6 +7,7 @@ instance limits match the ones `MESH_ENV=prod` writes; the Dockerfile copies onl
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -171,3 +172,25 @@ def test_docker_context_keeps_local_state_out() -> None:
     ignored = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     for path in (".venv", ".mesh", "dbt_projects/*/target"):
         assert path in ignored
+
+
+def test_every_domain_runs_under_its_own_service_account(project: Path) -> None:
+    """deploy/domain-accounts.yaml has one ServiceAccount per domain, and each domain's jobs tag their
+    runs so that the K8sRunLauncher starts the run's pod under it."""
+    from mesh_platform.defs.domain import domain_definitions, service_account
+    from mesh_platform.mesh import Mesh
+    from mesh_platform.project import MeshProject
+
+    accounts = [d for d in yaml.safe_load_all((DEPLOY / "domain-accounts.yaml").read_text()) if d]
+    assert all(a["kind"] == "ServiceAccount" for a in accounts)
+    by_domain = {a["metadata"]["labels"]["mesh/domain"]: a["metadata"]["name"] for a in accounts}
+    assert sorted(by_domain) == domains()
+    mesh = Mesh.load(MeshProject.discover(project))
+    for domain in ("pharmacy", "scheduling"):
+        assert by_domain[domain] == service_account(domain)
+        defs = domain_definitions(domain, mesh)
+        for job in defs.resolve_all_job_defs():
+            if job.name.startswith("__"):
+                continue
+            config = json.loads(job.tags["dagster-k8s/config"])
+            assert config == {"pod_spec_config": {"service_account_name": by_domain[domain]}}

@@ -45,7 +45,9 @@ def ingest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     def batch(name: str | None = None, lines: tuple[str, ...] = ()) -> Ingested:
         if name:
             (landing / name).write_text("\n".join(lines) + "\n")
-        return fn(AssetContext("scheduling", fn.name, con, mesh, fn.reads, "run-1", landing=fn.landing))
+        return fn(
+            AssetContext("scheduling", fn.name, con, mesh.project.home.path, fn.reads, "run-1", landing=fn.landing)
+        )
 
     yield batch, con
     con.close()
@@ -112,7 +114,7 @@ def test_a_csv_extract_is_loaded_or_quarantined_line_by_line(tmp_path: Path, mon
     con = duckdb.connect(str(tmp_path / "immunizations.duckdb"))
 
     def ingest() -> Ingested:
-        return fn(AssetContext("immunizations", fn.name, con, mesh, fn.reads, "run-1"))
+        return fn(AssetContext("immunizations", fn.name, con, mesh.project.home.path, fn.reads, "run-1"))
 
     result = ingest()
     assert (result.records_in, result.loaded, result.files) == (6, 2, ["sources/immunizations/doses.csv"])

@@ -92,7 +92,13 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stream]:
     base = tmp_path_factory.mktemp("orchestration")
     root = copy_project(base / "project")
     descriptor = root / "domains" / "pharmacy" / "domain.yaml"
-    descriptor.write_text(descriptor.read_text().replace("freshness: 2d", "freshness: 1m", 1))
+    descriptor.write_text(
+        descriptor.read_text().replace("freshness: 2d", "freshness: 1m", 1)
+        # the injected failure keeps its marker file by its own means: declared for review, as a team would
+        + "code_exceptions:\n"
+        + "  - {file: assets.py, uses: __import__, reason: the test's one-off failure marker}\n"
+        + "  - {file: assets.py, uses: write_text, reason: the test's one-off failure marker}\n"
+    )
     code = root / "domains" / "pharmacy" / "assets.py"
     text = code.read_text().replace(
         "def sites(ctx: AssetContext) -> str:\n", "def sites(ctx: AssetContext) -> str:\n    _flaky_once()\n", 1

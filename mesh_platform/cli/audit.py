@@ -1,36 +1,68 @@
-"""`mesh audit`: every governed read — who read which product version, with which masking."""
+"""`mesh audit`: every governance decision — reads, refusals, raw pii reads, sandbox refusals."""
 
 from __future__ import annotations
-
-import json
 
 import typer
 from rich.table import Table
 
-from mesh_platform.cli.common import load_mesh, out, print_json
+from mesh_platform.cli.common import err, load_mesh, out, print_json
+from mesh_platform.governance.audit import AuditLog
+
+
+def _what(record: dict) -> str:
+    if record.get("event") == "sandbox_refusal":
+        return f"{record.get('target')} ({record.get('owner')})"
+    return str(record.get("product", ""))
+
+
+def _detail(record: dict) -> str:
+    event = record.get("event")
+    if event in ("read", "raw_read"):
+        return ", ".join(f"{c} ({p})" for c, p in (record.get("masked_columns") or {}).items()) or "none masked"
+    if event == "refused":
+        return f"[{record.get('rule')}] {record.get('reason', '')}"
+    return str(record.get("agreement", ""))
 
 
 def audit(
-    consumer: str = typer.Option(None, "--consumer", help="Only reads by this domain."),
+    consumer: str = typer.Option(None, "--consumer", help="Only decisions about this domain as the reader."),
     product: str = typer.Option(None, "--product", help="Only reads of this product (DOMAIN.PRODUCT)."),
-    limit: int = typer.Option(50, "--limit", help="Latest reads to show in the table (JSON lists all)."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Latest decisions to show in the table (JSON lists all)."),
+    verify: bool = typer.Option(False, "--verify", help="Check the hash chain; exit 1 at the first broken line."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List governed reads from MESH_HOME/audit/reads.jsonl, newest last."""
-    path = load_mesh().project.home.audit_dir / "reads.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """List governed reads and refusals from MESH_HOME/audit/reads.jsonl, newest last."""
+    log = AuditLog(load_mesh().project.home)
+    if verify:
+        count, broken = log.verify()
+        if as_json:
+            print_json({"verified": broken is None, "lines": count, "broken": broken and broken.__dict__})
+        elif broken is None:
+            err.print(f"✔ {count} audit line(s), the chain holds", markup=False)
+        else:
+            err.print(f"✘ {log.path}:{broken.line}: {broken.reason} ({count} line(s) before it verify)", markup=False)
+        raise SystemExit(0 if broken is None else 1)
     records = [
-        r for r in records if (not consumer or r["consumer"] == consumer) and (not product or r["product"] == product)
+        r
+        for r in log.records()
+        if (not consumer or r.get("consumer") == consumer) and (not product or r.get("product") == product)
     ]
     if as_json:
         print_json(records)
         return
-    table = Table(title=f"governed reads: {len(records):,}")
-    for column in ("at", "consumer", "product", "version", "masked columns", "via"):
+    table = Table(title=f"governance decisions: {len(records):,}")
+    for column in ("at", "event", "reader", "what", "version", "detail", "via"):
         table.add_column(column, overflow="fold")
     for r in records[-limit:]:
-        masked = ", ".join(f"{c} ({p})" for c, p in r["masked_columns"].items()) or "none"
-        table.add_row(r["at"][:19], r["consumer"], r["product"], r["version"], masked, r["via"])
+        table.add_row(
+            str(r.get("at", ""))[:19],
+            str(r.get("event", "")),
+            str(r.get("consumer", "")),
+            _what(r),
+            str(r.get("version") or ""),
+            _detail(r),
+            str(r.get("via", "")),
+        )
     out.print(table)
 
 

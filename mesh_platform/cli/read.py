@@ -10,10 +10,11 @@ from mesh_platform.cli.common import fail, load_mesh, out, print_json
 from mesh_platform.governance.read import (
     AccessDenied,
     NotPublished,
-    audit,
-    authorize,
+    governed_read,
     governed_sql,
+    record_read,
 )
+from mesh_platform.store import TamperedVersion
 
 
 def read(
@@ -25,8 +26,9 @@ def read(
     """Show a product's rows as a consumer sees them (pii masked unless granted)."""
     mesh = load_mesh()
     try:
-        grant = authorize(mesh, ref, as_)
-    except (KeyError, AccessDenied, NotPublished) as exc:
+        grant = governed_read(mesh, ref, as_, None, via="mesh read")  # a refusal is audited
+        grant.published.check_intact()
+    except (KeyError, AccessDenied, NotPublished, TamperedVersion) as exc:
         fail(str(exc).strip('"'))
     sql = governed_sql(grant, mesh.project.home.masking_key())
     if limit:
@@ -35,7 +37,7 @@ def read(
         cursor = con.execute(sql)
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
-    audit(mesh, grant, None, via="mesh read")
+    record_read(mesh, grant, None, via="mesh read")
     if as_json:
         print_json([dict(zip(names, row, strict=True)) for row in rows])
         return

@@ -63,7 +63,7 @@ def run(
     for result in failed:
         err.print(f"[bold red]{result.domain}: {result.status}[/]")
         if result.error:
-            err.print(result.error, markup=False)
+            err.print(result.error, markup=False, soft_wrap=True)
     raise SystemExit(1 if failed else 0)
 
 

@@ -8,31 +8,48 @@ from mesh_platform.cli.common import err, load_mesh, print_json
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 
 
-def collect_problems() -> tuple[list[str], list[Problem]]:
+def collect_problems() -> tuple[list[str], list[Problem], list[Problem]]:
+    """(domains, problems, warnings)."""
     from mesh_platform.checks.validate import expectation_kwargs_problems
     from mesh_platform.defs.domain import build_domain
 
     mesh = load_mesh()
     problems = list(mesh.problems) + expectation_kwargs_problems(mesh)
+    warnings: list[Problem] = []
     for domain in mesh.descriptors:
         if mesh.problems_for(domain):
             continue
         try:
-            build_domain(mesh, domain)
+            warnings += build_domain(mesh, domain).warnings
         except MeshDefinitionError as exc:
             problems += exc.problems
-    return mesh.project.domain_names(), sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.field))
+
+    def ordered(found: list[Problem]) -> list[Problem]:
+        return sorted(set(found), key=lambda p: (p.file, p.line or 0, p.field))
+
+    return mesh.project.domain_names(), ordered(problems), ordered(warnings)
 
 
 def validate(as_json: bool = typer.Option(False, "--json", help="Problems as a JSON document.")) -> None:
     """Report every problem at once (file, field, rule); exit 1 if there is any."""
-    domains, problems = collect_problems()
+    domains, problems, warnings = collect_problems()
     if as_json:
-        print_json({"valid": not problems, "domains": domains, "problems": [p.as_dict() for p in problems]})
+        print_json(
+            {
+                "valid": not problems,
+                "domains": domains,
+                "problems": [p.as_dict() for p in problems],
+                "warnings": [p.as_dict() for p in warnings],
+            }
+        )
     else:
         for problem in problems:
             err.print(str(problem), markup=False, soft_wrap=True)
+        for warning in warnings:
+            err.print(f"warning: {warning}", markup=False, soft_wrap=True)
         summary = f"{len(domains)} domains, {len(problems)} problem(s)"
+        if warnings:
+            summary += f", {len(warnings)} warning(s)"
         err.print(("[red]✘ " if problems else "[green]✔ ") + summary + "[/]")
     raise SystemExit(1 if problems else 0)
 

@@ -23,14 +23,22 @@ from mesh_platform.checks.specs import check_specs
 from mesh_platform.defs.dbt_runner import PICKLE, DbtEvents, run_build
 from mesh_platform.defs.publish import (
     TRANSIENT_RETRIES,
-    as_failure,
     audit_and_publish,
     materialization_metadata,
     record_error,
+    step_failure,
     will_retry,
 )
 from mesh_platform.defs.specs import internal_attributes, product_attributes
-from mesh_platform.defs.warehouse_io import built_products, dbt_target, governed_sources
+from mesh_platform.defs.warehouse_io import (
+    built_products,
+    dbt_target,
+    governed_sources,
+    prepare_inputs,
+    record_inputs,
+    repoint_views,
+    step_sandbox,
+)
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.mesh import Mesh
@@ -168,6 +176,7 @@ def build_dbt_assets(
     names = {s.key: manifest["nodes"][s.metadata["dagster_dbt/unique_id"]]["name"] for s in specs}
     dbt_dir = project.dbt_project_dir(domain)
     assert dbt_dir is not None
+    via = f"{domain} (dbt)"
 
     @dg.multi_asset(
         name=f"{domain}__dbt",
@@ -179,12 +188,12 @@ def build_dbt_assets(
         retry_policy=TRANSIENT_RETRIES,
     )
     def _dbt(context: AssetExecutionContext) -> Iterator[Any]:
+        mesh = Mesh.load(MeshProject.discover(project.root))
         try:
-            mesh = Mesh.load(MeshProject.discover(project.root))
             with staging(mesh.project.home, domain, context.run.run_id) as folder:
                 yield from _build(context, mesh, folder)
         except Exception as exc:
-            failure = as_failure(exc)
+            failure = step_failure(mesh, domain, exc, context.run.run_id, via)
             if failure is exc:
                 raise
             raise failure from exc
@@ -193,8 +202,11 @@ def build_dbt_assets(
         run_id = context.run.run_id
         home = mesh.project.home
         refs = [f"{source['source_name']}.{source['name']}" for source in consumed]
-        reads = governed_sources(mesh, domain, refs, run_id, via=f"{domain} (dbt)")
-        target, target_env = dbt_target(mesh, domain, folder)
+        inputs = prepare_inputs(mesh, domain, refs, run_id, via)
+        sandbox = step_sandbox(mesh, domain, folder, inputs)
+        governed_sources(mesh, domain, inputs, sandbox)
+        reads = record_inputs(mesh, inputs, run_id, via)
+        target, target_env = dbt_target(mesh, domain, folder, sandbox)
         selected = context.selected_asset_keys
         outputs = {
             uid: (key, context.assets_def.get_output_name_for_asset_key(key))
@@ -245,7 +257,8 @@ def build_dbt_assets(
             yield event
         failures, failed_names = [], set()
         order = sorted(held, key=lambda k: len(upstream_products.get(product_keys[k].name, ())))
-        with built_products(mesh, domain, folder) as (con, built):
+        views: dict[str, str] = {}
+        with built_products(mesh, domain, folder, sandbox) as (con, built):
             for key in order:
                 output, product = held[key], product_keys[key]
                 blockers = list(dbt_blockers.get(key, []))
@@ -268,6 +281,8 @@ def build_dbt_assets(
                     lineage[key].fail(f"{type(exc).__name__}: {exc}")
                     record_error(mesh, domain, product.name, run_id, exc, will_retry(exc, context.retry_number))
                     raise
+                if result.view_path:
+                    views[product.name] = result.view_path
                 if result.published is None:
                     lineage[key].fail("; ".join(result.blockers), result.outcomes)
                     yield from result.check_results(key)
@@ -281,6 +296,7 @@ def build_dbt_assets(
                 )
                 lineage[key].complete(result.outcomes, result.published.rows)
                 yield from result.check_results(key)
+        repoint_views(mesh, domain, views)
         for key in sorted((k for k in lineage if not lineage[k].done), key=str):
             reason = "; ".join(dbt_run.errors) or "not built by dbt"
             lineage[key].fail(reason)
@@ -292,6 +308,9 @@ def build_dbt_assets(
         if failures:
             raise failures[0].failure()
         if not dbt_run.success:
+            refused = step_failure(mesh, domain, RuntimeError("\n".join(dbt_run.errors)), run_id, via)
+            if isinstance(refused, dg.Failure) and refused.metadata.get("sandbox_refusals"):
+                raise refused
             raise dg.Failure(
                 description=f"dbt build failed for domain {domain}: " + "; ".join(dbt_run.errors)[:2000],
                 allow_retries=False,

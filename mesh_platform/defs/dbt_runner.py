@@ -163,8 +163,13 @@ def run_build(
     ]
     if select:
         args += ["--select", *select]
-    with environment(env):
-        result = dbtRunner(manifest=manifest).invoke(args)
+    from mesh_platform.governance.dbt_sandbox import release
+
+    try:
+        with environment(env):
+            result = dbtRunner(manifest=manifest).invoke(args)
+    finally:
+        release()
     events.success = bool(result.success)
     if result.exception is not None:
         events.errors.append(str(result.exception))

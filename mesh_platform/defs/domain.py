@@ -7,6 +7,7 @@ field and rule; a domain's failure is its own: other domains build their definit
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import traceback
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from mesh_platform.defs.python_assets import build_python_asset
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 from mesh_platform.governance.bypass import dbt_bypasses, python_bypasses
+from mesh_platform.governance.code_scan import landing_claims, scan_domain
 from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.freshness import freshness_sensor
 from mesh_platform.orchestration.landing import landing_sensor
@@ -36,6 +38,7 @@ class DomainParts:
     schedules: list[dg.ScheduleDefinition] = field(default_factory=list)
     sensors: list[dg.SensorDefinition] = field(default_factory=list)
     resources: dict[str, object] = field(default_factory=dict)
+    warnings: list[Problem] = field(default_factory=list)  # reported by `mesh validate`, not blocking
 
 
 def _import_domain_code(mesh: Mesh, domain: str) -> ModuleType | None:
@@ -74,6 +77,62 @@ def _suites(module: ModuleType | None) -> dict[str, list[SuiteFn]]:
     return suites
 
 
+def service_account(domain: str) -> str:
+    """The Kubernetes service account a domain's runs use (deploy/domain-accounts.yaml): what a
+    deployment grants that domain's storage and secrets to. Kubernetes names allow no `_`."""
+    return "mesh-" + domain.replace("_", "-")
+
+
+def run_tags(domain: str) -> dict[str, str]:
+    """Tags of every run of a domain: its concurrency key, and for Dagster's K8sRunLauncher the
+    domain's own service account for the run's pod (other launchers ignore it)."""
+    pod = {"pod_spec_config": {"service_account_name": service_account(domain)}}
+    return {"mesh/domain": domain, "dagster-k8s/config": json.dumps(pod)}
+
+
+def code_access_problems(mesh: Mesh, descriptor: Descriptor) -> list[Problem]:
+    """Direct access the domain's Python code has outside ctx, unless its descriptor declares it."""
+    folder = mesh.project.domain_dir(descriptor.domain)
+    declared = {(e.file, e.uses) for e in descriptor.code_exceptions}
+    file = mesh.files[descriptor.domain]
+    return [
+        Problem(
+            mesh.project.rel(folder / f.file),
+            f"line {f.line}",
+            "python-direct-access",
+            f"`{f.uses}` gives {descriptor.domain}'s Python code {f.reaches} outside ctx; read and write through "
+            f"ctx (ctx.con, ctx.read, ctx.source_dir), or declare it for review in {file}: "
+            f"code_exceptions: [{{file: {f.file}, uses: {f.uses}, reason: ...}}]",
+            line=f.line,
+            domain=descriptor.domain,
+        )
+        for f in scan_domain(folder)
+        if (f.file, f.uses) not in declared
+    ]
+
+
+def landing_problems(mesh: Mesh, domain: str, landing: list[str], code_file: str) -> list[Problem]:
+    """A landing folder belongs to one domain: its sandbox may read it, no other's may."""
+    problems = []
+    for other in mesh.project.domain_names():
+        if other == domain:
+            continue
+        for name, line in landing_claims(mesh.project.domain_dir(other)).items():
+            if name in landing:
+                problems.append(
+                    Problem(
+                        code_file,
+                        f"landing={name!r}",
+                        "landing-owned",
+                        f"landing folder {name!r} is also declared by domain {other} "
+                        f"({mesh.project.rel(mesh.project.domain_dir(other))}, line {line}); each landing folder "
+                        "belongs to one domain",
+                        domain=domain,
+                    )
+                )
+    return problems
+
+
 def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     problems = list(mesh.problems_for(domain))
     descriptor = mesh.descriptors.get(domain)
@@ -82,6 +141,9 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     file = mesh.files[domain]
     code_file = mesh.project.rel(mesh.project.domain_dir(domain) / "assets.py")
     parts = DomainParts(domain)
+    # read before it is imported: importing runs the module's top level, which could already reach out
+    if access := code_access_problems(mesh, descriptor):
+        raise MeshDefinitionError(access)
     try:
         module = _import_domain_code(mesh, domain)
         fns, suites = _asset_fns(module), _suites(module)
@@ -90,7 +152,11 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         raise MeshDefinitionError([Problem(code_file, "", "domain-code-imports", detail, domain=domain)]) from exc
 
     others = set(mesh.project.domain_names()) - {domain}
-    problems += python_bypasses(mesh.project.domain_dir(domain) / "assets.py", code_file, domain, others)
+    # SQL that names another domain's tables or files: DuckDB refuses it when it runs (the sandbox);
+    # the scan says so earlier, as a warning
+    parts.warnings += python_bypasses(mesh.project.domain_dir(domain) / "assets.py", code_file, domain, others)
+    landing = sorted({fn.landing for fn in fns if fn.landing})
+    problems += landing_problems(mesh, domain, landing, code_file)
     built: set[str] = set()
     for fn in fns:
         for ref in fn.reads:
@@ -115,7 +181,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                 )
             )
             continue
-        parts.assets.append(build_python_asset(fn, descriptor, mesh.project, suites.get(fn.name, ())))
+        parts.assets.append(build_python_asset(fn, descriptor, mesh.project, suites.get(fn.name, ()), landing))
         built.add(fn.name)
 
     if mesh.project.dbt_project_dir(domain) is not None:
@@ -131,7 +197,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         except (OSError, ValueError) as exc:
             raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
         problems += dbt_problems(manifest, descriptor, file)
-        problems += [
+        parts.warnings += [
             replace(p, file=mesh.project.rel(mesh.project.dbt_project_dir(domain) / p.file))  # type: ignore[operator]
             for p in dbt_bypasses(manifest, domain, others, file)
         ]
@@ -167,7 +233,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         selection=dg.AssetSelection.groups(domain),
         description=f"Materialize every asset of the {domain} domain and run its checks.",
         executor_def=dg.in_process_executor,
-        tags={"mesh/domain": domain},
+        tags=run_tags(domain),
     )
     parts.jobs.append(job)
     _add_sensors(mesh, descriptor, fns, parts)
@@ -195,7 +261,7 @@ def _add_sensors(mesh: Mesh, descriptor: Descriptor, fns: list[AssetFn], parts: 
             selection=dg.AssetSelection.assets(key).downstream() & dg.AssetSelection.groups(domain),
             description=f"A micro-batch: {domain}.{fn.name} from new landing files, and what is built from it.",
             executor_def=dg.in_process_executor,
-            tags={"mesh/domain": domain},
+            tags=run_tags(domain),
         )
         parts.jobs.append(batch_job)
         folder = mesh.project.home.landing / fn.landing
@@ -207,7 +273,7 @@ def _add_sensors(mesh: Mesh, descriptor: Descriptor, fns: list[AssetFn], parts: 
                 target=dg.AssetSelection.groups(domain),
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=AUTOMATION_INTERVAL_S,
-                run_tags={"mesh/domain": domain},
+                run_tags=run_tags(domain),
                 description=f"Updates {domain} when the products it consumes are published and pass their "
                 "blocking checks.",
             )

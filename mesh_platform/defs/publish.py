@@ -11,10 +11,11 @@ import duckdb
 
 from mesh_platform.checks.run import CheckOutcome, run_contract
 from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.governance.refusals import report_refusals
 from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.alerts import Alert, AlertKind, send_alert
 from mesh_platform.sdk import SuiteFn
-from mesh_platform.store import Build, ProductStore, Published, point_view
+from mesh_platform.store import Build, ProductStore, Published
 
 # Dagster retries a step only for transient trouble (a DuckDB lock, an I/O error): bad data and
 # failed checks raise `Failure(allow_retries=False)` and are not retried.
@@ -34,12 +35,26 @@ def as_failure(exc: BaseException) -> BaseException:
     return dg.Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False)
 
 
+def step_failure(mesh: Mesh, domain: str, exc: BaseException, run_id: str | None, via: str) -> BaseException:
+    """The error a step of `domain` fails with: what its sandbox refused (each refusal audited,
+    named with the agreement it would need, never retried), else `as_failure`."""
+    refusals = report_refusals(mesh, domain, str(exc), run_id, via)
+    if not refusals:
+        return as_failure(exc)
+    return dg.Failure(
+        description="\n".join(r.message for r in refusals),
+        metadata={"sandbox_refusals": dg.MetadataValue.json([r.__dict__ for r in refusals])},
+        allow_retries=False,
+    )
+
+
 @dataclass
 class Audit:
     ref: str
     outcomes: list[CheckOutcome]
     published: Published | None = None
     extra_blockers: list[str] = field(default_factory=list)
+    view_path: str | None = None  # where `main.<product>` should read now (a build kept as a file)
 
     @property
     def blockers(self) -> list[str]:
@@ -77,7 +92,8 @@ def audit_and_publish(
     suites: Sequence[SuiteFn] = (),
 ) -> Audit:
     """Audit the build, then publish it or keep it as rejected. A build's file becomes the version;
-    its relation (a view over the file) then follows the file to where it went."""
+    `view_path` says where it went, for the platform to point the product's view there once the
+    step's sandbox is closed (`warehouse_io.repoint_views`)."""
     ref = f"{descriptor.domain}.{product.name}"
     outcomes = [] if extra_blockers else run_contract(con, product, suites)
     audit = Audit(ref, outcomes, extra_blockers=list(extra_blockers or []))
@@ -86,7 +102,7 @@ def audit_and_publish(
     if audit.blockers:
         rejected = store.reject(con, descriptor.domain, product.name, build, run_id)
         if build.file is not None and rejected is not None:
-            point_view(con, product.name, rejected)
+            audit.view_path = rejected
         failed = [o for o in outcomes if o.blocking and not o.passed]
         alert(
             mesh,
@@ -100,7 +116,7 @@ def audit_and_publish(
     else:
         audit.published = store.publish(con, descriptor.domain, product.name, build, run_id)
         if build.file is not None:
-            point_view(con, product.name, audit.published.path)
+            audit.view_path = audit.published.path
     store.record_status(
         descriptor.domain,
         product.name,

@@ -11,23 +11,31 @@ from dagster import AssetExecutionContext
 from mesh_platform.checks.specs import check_specs
 from mesh_platform.defs.publish import (
     TRANSIENT_RETRIES,
-    as_failure,
     audit_and_publish,
     materialization_metadata,
     record_error,
+    step_failure,
     will_retry,
 )
 from mesh_platform.defs.specs import internal_attributes, product_attributes
-from mesh_platform.defs.warehouse_io import land_table
+from mesh_platform.defs.warehouse_io import (
+    expose_inputs,
+    land_table,
+    prepare_inputs,
+    record_inputs,
+    repoint_views,
+    step_sandbox,
+)
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.governance.policies import quote
+from mesh_platform.governance.sandbox import open_sandboxed
 from mesh_platform.mesh import Mesh
 from mesh_platform.openlineage import AssetLineage
 from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.project import MeshProject
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested, SuiteFn
 from mesh_platform.store import Build, build_into, point_view, staged_file, staging
-from mesh_platform.warehouse import open_warehouse, pool_for
+from mesh_platform.warehouse import pool_for
 
 
 def dep_key(domain: str, ref: str) -> dg.AssetKey:
@@ -59,8 +67,8 @@ def _build_product(con: duckdb.DuckDBPyConnection, name: str, result: Any, folde
         finally:
             con.unregister("_mesh_result")
     else:
-        return Build(f"main.{quote(name)}")
-    return Build(point_view(con, name, path), path)
+        return Build(f"main.{quote(name)}", staging=folder)
+    return Build(point_view(con, name, path), path, folder)
 
 
 def _ingested_metadata(result: Ingested) -> dict[str, Any]:
@@ -74,8 +82,13 @@ def _ingested_metadata(result: Ingested) -> dict[str, Any]:
 
 
 def build_python_asset(
-    asset_fn: AssetFn, descriptor: Descriptor, project: MeshProject, suites: Sequence[SuiteFn] = ()
+    asset_fn: AssetFn,
+    descriptor: Descriptor,
+    project: MeshProject,
+    suites: Sequence[SuiteFn] = (),
+    landing: Sequence[str] = (),
 ) -> dg.AssetsDefinition:
+    """`landing`: the landing folders the domain's assets declare (its sandbox may read them)."""
     domain = descriptor.domain
     product = descriptor.product(asset_fn.name) if asset_fn.role == "product" else None
     if product is not None:
@@ -87,6 +100,8 @@ def build_python_asset(
     spec = dg.AssetSpec(
         deps=[dep_key(domain, r) for r in asset_fn.reads], **attributes, **automation_attributes(descriptor, product)
     )
+    consumed = [r for r in asset_fn.reads if "." in r]
+    via = f"{domain}.{asset_fn.name}"
 
     @dg.multi_asset(
         name=f"{domain}__{asset_fn.name}",
@@ -110,32 +125,52 @@ def build_python_asset(
         )
         lineage.start()
         home = mesh.project.home
-        with open_warehouse(home, domain) as con, staging(home, domain, run_id) as folder:
-            ctx = AssetContext(
-                domain, asset_fn.name, con, mesh, asset_fn.reads, run_id, context.log, landing=asset_fn.landing
-            )
+
+        def failed(exc: Exception) -> BaseException:
+            lineage.fail(f"{type(exc).__name__}: {exc}")
+            failure = step_failure(mesh, domain, exc, run_id, via)
+            record_error(mesh, domain, asset_fn.name, run_id, failure, will_retry(failure, context.retry_number))
+            return failure
+
+        audit = None
+        with staging(home, domain, run_id) as folder:
             try:
-                result = asset_fn(ctx)
-                if product is not None:
-                    build = _build_product(con, asset_fn.name, result, folder)
-                else:
-                    _write_result(con, asset_fn.name, result)
-                land_table(con, domain, asset_fn.name)
+                inputs = prepare_inputs(mesh, domain, consumed, run_id, via, in_duckdb=True)
             except Exception as exc:
-                lineage.fail(f"{type(exc).__name__}: {exc}")
-                record_error(mesh, domain, asset_fn.name, run_id, exc, will_retry(exc, context.retry_number))
-                failure = as_failure(exc)
-                if failure is exc:
-                    raise
-                raise failure from exc
-            if product is None:
-                metadata = _ingested_metadata(result) if isinstance(result, Ingested) else {}
-                if ctx.governed_reads:
-                    metadata["mesh/governed_reads"] = dg.MetadataValue.json(ctx.governed_reads)
-                lineage.complete(rows=metadata.get("dagster/row_count"))
-                yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
-                return
-            audit = audit_and_publish(con, mesh, descriptor, product, build, run_id, suites=suites)
+                raise failed(exc) from exc
+            sandbox = step_sandbox(mesh, domain, folder, inputs, landing)
+            with open_sandboxed(home, sandbox) as con:
+                ctx = AssetContext(
+                    domain,
+                    asset_fn.name,
+                    con,
+                    home.path,
+                    asset_fn.reads,
+                    run_id,
+                    context.log,
+                    landing=asset_fn.landing,
+                    governed=expose_inputs(con, inputs),
+                )
+                governed_reads = record_inputs(mesh, inputs, run_id, via)
+                try:
+                    result = asset_fn(ctx)
+                    if product is not None:
+                        build = _build_product(con, asset_fn.name, result, folder)
+                    else:
+                        _write_result(con, asset_fn.name, result)
+                    land_table(con, domain, asset_fn.name)
+                except Exception as exc:
+                    raise failed(exc) from exc
+                if product is None:
+                    metadata = _ingested_metadata(result) if isinstance(result, Ingested) else {}
+                    if governed_reads:
+                        metadata["mesh/governed_reads"] = dg.MetadataValue.json(governed_reads)
+                    lineage.complete(rows=metadata.get("dagster/row_count"))
+                    yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
+                    return
+                audit = audit_and_publish(con, mesh, descriptor, product, build, run_id, suites=suites)
+            if audit.view_path:
+                repoint_views(mesh, domain, {product.name: audit.view_path})
         if audit.published is None:
             lineage.fail("; ".join(audit.blockers), audit.outcomes)
             yield from audit.check_results(spec.key)
@@ -143,7 +178,7 @@ def build_python_asset(
         lineage.complete(audit.outcomes, audit.published.rows)
         yield dg.MaterializeResult(
             asset_key=spec.key,
-            metadata=materialization_metadata(audit, ctx.governed_reads),
+            metadata=materialization_metadata(audit, governed_reads),
             check_results=audit.check_results(spec.key),
         )
 

@@ -164,6 +164,17 @@ class Product(_Strict):
         return next((c for c in self.columns if c.name == name), None)
 
 
+class CodeException(_Strict):
+    """Direct access a domain's Python code is allowed to have, declared for review
+    (`mesh_platform.governance.code_scan` refuses undeclared ones)."""
+
+    file: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$")] = Field(
+        description="the Python file, relative to the domain's folder (e.g. assets.py)"
+    )
+    uses: Text = Field(description="what it uses, as `mesh validate` names it (e.g. open, duckdb)")
+    reason: Text = Field(description="why the domain needs it")
+
+
 class Descriptor(_Strict):
     """One domain's `domain.yaml`."""
 
@@ -176,6 +187,11 @@ class Descriptor(_Strict):
         default_factory=list, description="other domains' products this domain reads: '<domain>.<product>'"
     )
     schedule: str | None = Field(default=None, description="cron schedule for the domain's own job")
+    code_exceptions: list[CodeException] = Field(
+        default_factory=list,
+        description="direct file, database or platform access the domain's Python code has outside ctx, "
+        "each declared with a reason (the platform refuses to load undeclared ones)",
+    )
 
     _check_owner = field_validator("owner")(lambda cls, v: _check_owner(v))
 

@@ -1,10 +1,12 @@
-"""Bypass detection: a domain may read another domain's data only through the governed read.
+"""An early, friendlier warning: SQL that names another domain's tables or files.
 
-dbt: every model's SQL is parsed with sqlglot (the Jinja of `ref()` and `source()` replaced by
-placeholders first), and any table qualified by another domain's name, or any file path into
-another domain's warehouse or product store, is a bypass: cross-domain reads must be `source()`s,
-which resolve to governed views. Python: string literals in the domain's code that query another
-domain's tables (`from <domain>.<table>`) or open its files are bypasses: use `ctx.read()`.
+What stops such a read is the sandbox (`governance.sandbox`): DuckDB refuses it when the SQL runs,
+whatever the SQL looks like. This scan only tells the author sooner, at `mesh validate`, for the
+cases it can see. dbt: every model's SQL is parsed with sqlglot (the Jinja of `ref()` and
+`source()` replaced by placeholders first), and any table qualified by another domain's name, or
+any file path into another domain's warehouse or product store, is reported: cross-domain reads
+are `source()`s, which resolve to governed views. Python: string literals in the domain's code that
+query another domain's tables (`from <domain>.<table>`) or name its files: use `ctx.read()`.
 """
 
 from __future__ import annotations

@@ -3,19 +3,21 @@
 It resolves the product's current published version and projects it through the producer's
 policy for that consumer: pii columns are masked unless the consumer is the owner or listed in
 `access.pii_readers`. The policy is evaluated on every read, so a changed grant takes effect on
-the next read without rewriting data. Every read is appended to the audit log.
+the next read without rewriting data. Every decision, granted or refused, goes to the audit log
+(`governance.audit`). The reader is always named by the platform (the domain whose step runs, or
+the `--as` of a CLI read): nothing here is part of the domain SDK.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.governance.audit import audit_read
 from mesh_platform.governance.policies import Dialect, literal, mask_expression, quote
 from mesh_platform.mesh import Mesh
 from mesh_platform.pg_warehouse import create_view, drop_stale_versions, load_published, published_table
@@ -23,7 +25,11 @@ from mesh_platform.store import ProductStore, Published
 
 
 class AccessDenied(Exception):
-    pass
+    """A read the access agreements refuse; `rule` names the agreement that is missing."""
+
+    def __init__(self, message: str, rule: str):
+        super().__init__(message)
+        self.rule = rule
 
 
 class NotPublished(Exception):
@@ -49,16 +55,18 @@ def authorize(mesh: Mesh, ref: str, consumer: str) -> ReadGrant:
     if consumer != producer.domain:
         consumer_desc = mesh.descriptors.get(consumer)
         if consumer_desc is None:
-            raise AccessDenied(f"{consumer!r} is not a valid domain of this mesh; it cannot read {ref}")
+            raise AccessDenied(f"{consumer!r} is not a valid domain of this mesh; it cannot read {ref}", "known-domain")
         if ref not in consumer_desc.consumes:
             raise AccessDenied(
                 f"{consumer} does not consume {ref}: add it to consumes in {mesh.files[consumer]} "
-                f"(and ask {producer.owner} to grant it in {mesh.files[producer.domain]})"
+                f"(and ask {producer.owner} to grant it in {mesh.files[producer.domain]})",
+                "read-through-consumes",
             )
         if not product.access.grants(consumer):
             raise AccessDenied(
                 f"{ref} is not granted to {consumer}: its access.consumers in "
-                f"{mesh.files[producer.domain]} does not list {consumer!r}"
+                f"{mesh.files[producer.domain]} does not list {consumer!r}",
+                "access-granted",
             )
     published = ProductStore(mesh.project.home).current(producer.domain, product.name)
     if published is None:
@@ -84,11 +92,11 @@ def governed_sql(grant: ReadGrant, key: str, source: str | None = None, dialect:
     return f"select {', '.join(exprs)} from {source or f'read_parquet({literal(grant.published.path)})'}"
 
 
-def create_governed_view(con: duckdb.DuckDBPyConnection, grant: ReadGrant, key: str) -> str:
-    """Expose the product in the consumer's warehouse as `<producer>.<product>`."""
+def create_projection_view(con: duckdb.DuckDBPyConnection, grant: ReadGrant, projection: Path) -> str:
+    """Expose the consumer's projection of the product in its warehouse as `<producer>.<product>`."""
     schema, view = quote(grant.producer.domain), quote(grant.product.name)
     con.execute(f"create schema if not exists {schema}")
-    con.execute(f"create or replace view {schema}.{view} as {governed_sql(grant, key)}")
+    con.execute(f"create or replace view {schema}.{view} as select * from read_parquet({literal(str(projection))})")
     return f"{schema}.{view}"
 
 
@@ -102,21 +110,44 @@ def create_governed_view_pg(pg: Any, grant: ReadGrant, key: str) -> str:
     return relation
 
 
-def audit(mesh: Mesh, grant: ReadGrant, run_id: str | None, via: str) -> dict[str, object]:
-    record = {
-        "at": datetime.now(UTC).isoformat(),
-        "consumer": grant.consumer,
-        "product": grant.ref,
-        "version": grant.published.version,
-        "masked_columns": grant.masked,
-        "run_id": run_id,
-        "via": via,
-    }
-    folder = mesh.project.home.audit_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "reads.jsonl", "a") as log:
-        log.write(json.dumps(record) + "\n")
-    return record
+def sees_raw_pii(grant: ReadGrant) -> bool:
+    return not grant.masked and any(c.classification == "pii" for c in grant.product.columns)
+
+
+def record_read(mesh: Mesh, grant: ReadGrant, run_id: str | None, via: str) -> dict[str, object]:
+    """Audit a granted read (`raw_read` when the reader sees pii unmasked)."""
+    return audit_read(
+        mesh.project.home,
+        "raw_read" if sees_raw_pii(grant) else "read",
+        consumer=grant.consumer,
+        product=grant.ref,
+        version=grant.published.version,
+        masked_columns=grant.masked,
+        run_id=run_id,
+        via=via,
+    )
+
+
+def governed_read(mesh: Mesh, ref: str, consumer: str, run_id: str | None, via: str) -> ReadGrant:
+    """Authorize `consumer` to read `ref`; a refusal is audited (who, what, which rule) and raised,
+    and the consumer's projections of `ref` are withdrawn."""
+    try:
+        return authorize(mesh, ref, consumer)
+    except AccessDenied as exc:
+        from mesh_platform.governance.projection import withdraw
+
+        withdraw(mesh.project.home, consumer, ref)
+        audit_read(
+            mesh.project.home,
+            "refused",
+            consumer=consumer,
+            product=ref,
+            rule=exc.rule,
+            reason=str(exc),
+            run_id=run_id,
+            via=via,
+        )
+        raise
 
 
 __all__ = [
@@ -124,9 +155,10 @@ __all__ = [
     "NotPublished",
     "ReadGrant",
     "asdict",
-    "audit",
     "authorize",
-    "create_governed_view",
     "create_governed_view_pg",
+    "create_projection_view",
+    "governed_read",
     "governed_sql",
+    "record_read",
 ]

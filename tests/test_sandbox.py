@@ -1,0 +1,308 @@
+"""Governance enforced by the engine: attacks from inside consumer domains, each refused and audited.
+
+A small mesh is materialized once; then patient_360 (a consumer of `patients.patient_accounts`
+that may not see its pii) gets one dbt model per attack, and site_operations (made a consumer of
+it for the test, not a pii reader) gets Python assets that attack through `ctx`. Each attack must
+fail when it runs, name the domain, what it tried to reach and the agreement it would need, leave
+an audit line, and put no raw pii value anywhere the consumer can keep or print it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from mesh_platform.defs.domain import domain_definitions
+from mesh_platform.descriptor.problems import MeshDefinitionError
+from mesh_platform.governance.audit import AuditLog
+from mesh_platform.mesh import Mesh
+from mesh_platform.project import MeshHome, MeshProject
+from tests.conftest import MaterializedMesh, materialize
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sandbox")]
+
+PII = ("first_name", "last_name", "email", "phone")
+
+
+@dataclass
+class Attacked:
+    mm: MaterializedMesh
+    version: str  # the published file of patients.patient_accounts the attacks aim at
+    raw: set[str]  # every raw pii value of it
+    dbt_run: object
+    python_run: object
+
+    @property
+    def home(self) -> Path:
+        return self.mm.home
+
+    def refusals(self) -> list[dict]:
+        return [r for r in AuditLog(MeshHome(self.home)).records() if r["event"] == "sandbox_refusal"]
+
+
+# one model per attack class; {home}, {version} and {staging} are filled in per test mesh
+DBT_ATTACKS = {
+    "literal_path": "select * from read_csv('{home}/sources/patients/patients.csv')",
+    "glob": "select * from read_parquet('{home}/products/*/patient_accounts/*.parquet')",
+    "concatenation": "select * from read_parquet('{home}/prod' || 'ucts/patients/patient_accounts/' || '*.parquet')",
+    "jinja_variable": (
+        "{{% set p = env_var('MESH_PRODUCT_STAGING', '') ~ '/../../../products/patients/patient_accounts/' %}}\n"
+        "select * from read_parquet('{{{{ p }}}}{version_name}')"
+    ),
+    "macro": "select * from read_csv({{{{ leaked_path() }}}})",
+    "external_location": "select * from {{{{ source('patient_360', 'leak') }}}}",
+    "attach": (
+        "{{% call statement('attach') %}}attach '{{{{ '{home}/warehouse/' ~ 'patients.duckdb' }}}}' as leak "
+        "(read_only){{% endcall %}}\nselect * from leak.main.raw_patients"
+    ),
+    "forged_audit": (
+        "{{% call statement('forge') %}}copy (select 'patients' as consumer) to '{home}/audit/reads.jsonl' "
+        "(format json){{% endcall %}}\nselect 1 as x"
+    ),
+}
+# what each attack's refusal names as its target
+DBT_TARGETS = {
+    "literal_path": "sources/patients/patients.csv",
+    "glob": "products/*/patient_accounts/*.parquet",
+    "concatenation": "products/patients/patient_accounts/*.parquet",
+    "jinja_variable": "/../../../products/patients/patient_accounts/",
+    "macro": "sources/patients/*.csv",
+    "external_location": "products/patients/patient_accounts/",
+    "attach": "warehouse/patients.duckdb",
+    "forged_audit": "audit/reads.jsonl",
+}
+
+PYTHON_ATTACKS = """
+
+@internal("leak_through_con", description="attack: read the producer's file through ctx.con", reads=[])
+def leak_through_con(ctx: AssetContext) -> str:
+    ctx.con.execute("create table main.leak_con as select * from read_parquet('{version}')")
+    return "select 1 as x"
+
+
+@internal("leak_by_identity", description="attack: claim another identity", reads=["patients.patient_accounts"])
+def leak_by_identity(ctx: AssetContext) -> str:
+    ctx.domain = "patients"
+    accounts = ctx.read("patients.patient_accounts")
+    ctx.con.execute(f"create or replace table main.leak_identity as select * from {{accounts}}")
+    return "select 1 as x"
+"""
+
+
+def _raw_pii(version: str) -> set[str]:
+    with duckdb.connect() as con:
+        rows = con.execute(f"select {', '.join(PII)} from read_parquet('{version}')").fetchall()
+    return {str(v) for row in rows for v in row if v}
+
+
+def _grant_site_operations(root: Path) -> None:
+    """site_operations becomes a consumer of patient_accounts (not a pii reader)."""
+    patients = root / "domains" / "patients" / "domain.yaml"
+    text = patients.read_text()
+    patients.write_text(
+        text.replace("consumers: [patient_360, scheduling]", "consumers: [patient_360, scheduling, site_operations]")
+    )
+    site = root / "domains" / "site_operations" / "domain.yaml"
+    data = yaml.safe_load(site.read_text())
+    site.write_text(site.read_text().replace("consumes:\n", "consumes:\n  - patients.patient_accounts\n", 1))
+    assert "patients.patient_accounts" in yaml.safe_load(site.read_text())["consumes"], data
+
+
+@pytest.fixture(scope="module")
+def attacked(tmp_path_factory: pytest.TempPathFactory) -> Attacked:
+    mm = materialize(tmp_path_factory.mktemp("attacks"))
+    assert mm.run.returncode == 0, mm.run.stderr  # type: ignore[attr-defined]
+    current = json.loads((mm.home / "products/patients/patient_accounts/current.json").read_text())
+    version = current["path"]
+    fill = {"home": mm.home, "version": version, "version_name": Path(version).name}
+
+    dbt = mm.root / "dbt_projects" / "patient_360"
+    for name, sql in DBT_ATTACKS.items():
+        (dbt / "models" / "marts" / f"attack_{name}.sql").write_text(sql.format(**fill) + "\n")
+    (dbt / "macros" / "leaked_path.sql").write_text(
+        "{% macro leaked_path() %}'" + str(mm.home) + "/sources/patients/' || '*.csv'{% endmacro %}\n"
+    )
+    (dbt / "models" / "marts" / "_attack_sources.yml").write_text(
+        yaml.safe_dump(
+            {
+                "version": 2,
+                "sources": [
+                    {
+                        "name": "patient_360",
+                        "tables": [{"name": "leak", "meta": {"external_location": version}}],
+                    }
+                ],
+            }
+        )
+    )
+    mm.mesh("prepare", check=True)
+    dbt_run = mm.mesh("run", "--domain", "patient_360")
+
+    _grant_site_operations(mm.root)
+    code = mm.root / "domains" / "site_operations" / "assets.py"
+    code.write_text(
+        code.read_text().replace(
+            "from mesh_platform.sdk import AssetContext, product",
+            "from mesh_platform.sdk import AssetContext, internal, product",
+        )
+        + PYTHON_ATTACKS.format(version=version)
+    )
+    python_run = mm.mesh("run", "--domain", "site_operations")
+    return Attacked(mm, version, _raw_pii(version), dbt_run, python_run)
+
+
+def _leaks(home: Path, domain: str, raw: set[str], outputs: list[str]) -> list[str]:
+    """Raw pii values found in what `domain` keeps (its warehouse, products, projections, logs) or
+    printed."""
+    found: list[str] = []
+
+    def scan(where: str, values: list) -> None:
+        found.extend(f"{where}: {v}" for v in values if v is not None and str(v) in raw)
+
+    with duckdb.connect(str(home / "warehouse" / f"{domain}.duckdb"), read_only=True) as con:
+        relations = con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
+        relations += con.execute("select schema_name, view_name from duckdb_views() where not internal").fetchall()
+        for schema, name in relations:
+            try:
+                rows = con.execute(f'select * from "{schema}"."{name}"').fetchall()
+            except duckdb.Error:
+                continue  # a view over a file that is gone
+            scan(f"{schema}.{name}", [v for row in rows for v in row])
+    with duckdb.connect() as con:
+        for folder in (home / "products" / domain, home / "governed" / domain, home / "staging" / domain):
+            for path in folder.rglob("*.parquet") if folder.exists() else []:
+                rows = con.execute(f"select * from read_parquet('{path}')").fetchall()
+                scan(str(path), [v for row in rows for v in row])
+    texts = [*outputs]
+    for folder in (home / "logs", home / "dbt-runs", home / "alerts"):
+        texts += [p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+    found += [f"text: {value}" for value in raw for text in texts if value in text]
+    return found
+
+
+@pytest.mark.parametrize("attack", sorted(DBT_ATTACKS))
+def test_dbt_attack_is_refused_by_the_engine_and_audited(attacked: Attacked, attack: str) -> None:
+    run = attacked.dbt_run
+    assert run.returncode == 1, run.stderr
+    target = DBT_TARGETS[attack]
+    audited = [r for r in attacked.refusals() if target in r["target"] and r["consumer"] == "patient_360"]
+    assert audited, f"no sandbox_refusal audit line names {target}"
+    line = next(line for line in run.stderr.splitlines() if "sandbox: domain patient_360" in line and target in line)
+    assert "which it may not" in line
+    assert any(word in line for word in ("consumes", "source(", "governed read", "own warehouse", "cannot change"))
+    assert _leaks(attacked.home, "patient_360", attacked.raw, [run.stdout, run.stderr]) == []
+
+
+def test_the_product_of_the_attacked_domain_still_publishes_masked(attacked: Attacked) -> None:
+    with duckdb.connect() as con:
+        path = json.loads((attacked.home / "products/patient_360/patient_journey/current.json").read_text())["path"]
+        emails = [r[0] for r in con.execute(f"select email from read_parquet('{path}')").fetchall()]
+    assert emails and all(e is None or e.startswith("tok_") for e in emails)
+
+
+def test_python_attack_through_ctx_con_is_refused(attacked: Attacked) -> None:
+    run = attacked.python_run
+    assert run.returncode == 1
+    assert "sandbox: domain site_operations tried to reach" in run.stderr and attacked.version in run.stderr
+    assert "products[0].access.consumers" not in run.stderr  # it is granted: the agreement says how to read it
+    assert "ctx.read('patients.patient_accounts')" in run.stderr
+    assert any(attacked.version in r["target"] for r in attacked.refusals() if r["consumer"] == "site_operations")
+    assert _leaks(attacked.home, "site_operations", attacked.raw, [run.stdout, run.stderr]) == []
+
+
+def test_python_code_cannot_read_as_another_domain(attacked: Attacked) -> None:
+    """ctx.domain is the platform's: setting it changes nothing, the projection was made for site_operations."""
+    with duckdb.connect(str(attacked.home / "warehouse/site_operations.duckdb"), read_only=True) as con:
+        emails = [r[0] for r in con.execute("select email from main.leak_identity").fetchall()]
+    assert emails and all(e is None or e.startswith("tok_") for e in emails)
+    reads = [
+        r for r in AuditLog(MeshHome(attacked.home)).records() if r.get("via") == "site_operations.leak_by_identity"
+    ]
+    assert reads and {r["consumer"] for r in reads} == {"site_operations"} and reads[0]["masked_columns"]
+
+
+@pytest.mark.parametrize(
+    ("code", "uses"),
+    [
+        ("import duckdb\nLEAK = duckdb.connect('{home}/warehouse/patients.duckdb', read_only=True)\n", "duckdb"),
+        ("LEAK = open('{home}/sources/patients/patients.csv').read()\n", "open"),
+        ("import pandas as pd\nLEAK = pd.read_parquet('{version}')\n", "pandas.read_parquet"),
+        ("from pathlib import Path\nLEAK = Path('{version}').read_bytes()\n", "read_bytes"),
+        (
+            "from mesh_platform.governance.read import authorize, governed_sql\n"
+            "LEAK = lambda mesh: governed_sql(authorize(mesh, 'patients.patient_accounts', 'patients'), 'k')\n",
+            "mesh_platform.governance.read",
+        ),
+        (
+            "from mesh_platform.governance.audit import audit_read\n"
+            "LEAK = lambda home: audit_read(home, 'read', consumer='patients')\n",
+            "mesh_platform.governance.audit",
+        ),
+        ("LEAK = lambda ctx: ctx.read.__globals__['Mesh']\n", "__globals__"),
+    ],
+    ids=["duckdb_connect", "open", "pandas", "pathlib", "sdk_identity_spoofing", "forged_audit_python", "globals"],
+)
+def test_python_direct_access_refuses_the_domain_unless_declared(project: Path, code: str, uses: str) -> None:
+    home = Path("/tmp/home")
+    assets = project / "domains" / "site_operations" / "assets.py"
+    body = code.format(home=home, version=home / "v.parquet").replace("LEAK = ", "return ")
+    # inside a function: the attack must be refused before anything runs, not fail by running
+    attack = "def leak():\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    assets.write_text(assets.read_text() + "\n\n" + attack)
+    with pytest.raises(MeshDefinitionError) as err:
+        domain_definitions("site_operations", Mesh.load(MeshProject.discover(project)))
+    message = str(err.value)
+    assert (
+        "python-direct-access" in message and f"`{uses}`" in message and "domains/site_operations/assets.py" in message
+    )
+    descriptor = project / "domains" / "site_operations" / "domain.yaml"
+    descriptor.write_text(
+        descriptor.read_text()
+        + f"code_exceptions:\n  - {{file: assets.py, uses: {uses}, reason: the test declares it for review}}\n"
+    )
+    domain_definitions("site_operations", Mesh.load(MeshProject.discover(project)))  # declared: it loads
+
+
+def test_an_edited_audit_line_is_detected(attacked: Attacked, tmp_path: Path) -> None:
+    home = MeshHome(tmp_path / "home")
+    log = AuditLog(home)
+    for i in range(4):
+        log.append("read", consumer="patient_360", product="patients.patient_accounts", version=str(i))
+    assert log.verify() == (4, None)
+    lines = log.path.read_text().splitlines()
+    lines[2] = lines[2].replace('"consumer": "patient_360"', '"consumer": "patients"')
+    log.path.write_text("\n".join(lines) + "\n")
+    count, broken = log.verify()
+    assert count == 2 and broken is not None and broken.line == 3 and "edited" in broken.reason
+    proc = attacked.mm.mesh_with({"MESH_HOME": str(home.path)}, "audit", "--verify")
+    assert proc.returncode == 1 and ":3:" in proc.stderr
+    assert attacked.mm.mesh("audit", "--verify").returncode == 0  # the attacked mesh's own log holds
+
+
+def test_a_removed_or_appended_audit_line_is_detected(tmp_path: Path) -> None:
+    home = MeshHome(tmp_path / "home")
+    log = AuditLog(home)
+    for i in range(3):
+        log.append("read", consumer="c", product="d.p", version=str(i))
+    lines = log.path.read_text().splitlines()
+    log.path.write_text("\n".join([lines[0], lines[2]]) + "\n")
+    assert log.verify()[1].line == 2  # type: ignore[union-attr]
+    forged = json.loads(lines[2])
+    forged.update(seq=4, prev=forged["hash"], consumer="patients")
+    log.path.write_text("\n".join([*lines, json.dumps(forged)]) + "\n")
+    assert log.verify()[1].line == 4  # type: ignore[union-attr]
+
+
+def test_flagged_code_is_refused_before_it_runs(project: Path, tmp_path: Path) -> None:
+    """The scan reads the code before importing it: a flagged module's top level never runs."""
+    marker = tmp_path / "ran"
+    assets = project / "domains" / "site_operations" / "assets.py"
+    assets.write_text(assets.read_text() + f"\nopen({str(marker)!r}, 'w').write('the attack ran')\n")
+    with pytest.raises(MeshDefinitionError, match="python-direct-access"):
+        domain_definitions("site_operations", Mesh.load(MeshProject.discover(project)))
+    assert not marker.exists()
