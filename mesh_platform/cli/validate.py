@@ -21,6 +21,10 @@ def collect_problems() -> tuple[list[str], list[Problem]]:
             build_domain(mesh, domain)
         except MeshDefinitionError as exc:
             problems += exc.problems
+        except Exception as exc:  # a definition Dagster refuses: the domain's problem, reported like the rest
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            problems.append(Problem(mesh.files[domain], "", "domain-definitions", detail, domain=domain))
+    problems = mesh.located(problems)
     return mesh.project.domain_names(), sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.field))
 
 
