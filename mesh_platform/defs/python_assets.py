@@ -137,10 +137,10 @@ def build_python_asset(
                 return
             audit = audit_and_publish(con, mesh, descriptor, product, build, run_id, suites=suites)
         if audit.published is None:
-            lineage.fail("; ".join(audit.blockers), audit.outcomes)
+            lineage.fail("; ".join(audit.blockers), audit.evaluated)
             yield from audit.check_results(spec.key)
             raise audit.failure()
-        lineage.complete(audit.outcomes, audit.published.rows)
+        lineage.complete(audit.evaluated, audit.published.rows)
         yield dg.MaterializeResult(
             asset_key=spec.key,
             metadata=materialization_metadata(audit, ctx.governed_reads),
