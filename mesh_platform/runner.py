@@ -160,7 +160,7 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
     try:
         job = definitions_from([build_domain(mesh, domain)]).resolve_job_def(domain)
     except MeshDefinitionError as exc:
-        return DomainResult(domain, "invalid", error=str(exc))
+        return DomainResult(domain, "invalid", error="\n".join(str(p) for p in mesh.located(exc.problems)))
     except Exception as exc:  # a definition Dagster refuses: report it, let other domains run
         return DomainResult(domain, "invalid", error=f"{type(exc).__name__}: {exc}")
     run_id = str(uuid.uuid4())
