@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from mesh_platform.descriptor.load import DESCRIPTOR_FILE, load_descriptor
 from mesh_platform.descriptor.model import Descriptor, Product
@@ -22,9 +23,11 @@ class Mesh:
     descriptors: dict[str, Descriptor] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    lines: dict[str, Callable[[str], int | None]] = field(default_factory=dict)  # descriptor file -> line of a field
 
     @classmethod
     def load(cls, project: MeshProject | None = None) -> Mesh:
+        """Every descriptor, each read on its own: a broken one is its domain's problem only."""
         project = project or MeshProject.discover()
         mesh = cls(project)
         broken: set[str] = set()
@@ -32,16 +35,25 @@ class Mesh:
             path = project.domain_dir(domain) / DESCRIPTOR_FILE
             rel = project.rel(path)
             mesh.files[domain] = rel
-            descriptor, problems = load_descriptor(path, rel)
-            mesh.problems += problems
-            if descriptor is None or problems:
+            loaded = load_descriptor(path, rel)
+            mesh.lines[rel] = loaded.line_of
+            mesh.problems += loaded.problems
+            if loaded.descriptor is None or loaded.problems:
                 broken.add(domain)
                 continue
-            mesh.descriptors[domain] = descriptor
-            mesh.problems += product_rules(descriptor, rel)
+            mesh.descriptors[domain] = loaded.descriptor
+            mesh.problems += product_rules(loaded.descriptor, rel)
         mesh.problems += consume_rules(mesh.descriptors, mesh.files, broken)
         mesh.problems += cycle_rules(mesh.descriptors, mesh.files)
+        mesh.problems = mesh.located(mesh.problems)
         return mesh
+
+    def located(self, problems: list[Problem]) -> list[Problem]:
+        """The problems, each in a descriptor given the line of its field where it had none."""
+        return [
+            replace(p, line=self.lines[p.file](p.field) or 1) if p.line is None and p.file in self.lines else p
+            for p in problems
+        ]
 
     @property
     def domains(self) -> list[str]:

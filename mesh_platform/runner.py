@@ -13,39 +13,20 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.sqlite_events import cache_engines
 from mesh_platform.processes import local_runner_pid, process_alive
+from mesh_platform.run_report import DomainResult, ProductResult, product_result
 from mesh_platform.store import ProductStore
 
-# progress is streamed by `_watch`; Dagster's own console logger would repeat every event
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-@dataclass
-class ProductResult:
-    domain: str
-    product: str
-    status: str
-    rows: int | None = None
-    seconds: float | None = None
-    checks_passed: int = 0
-    checks_failed: int = 0
-    detail: str = ""
-
-
-@dataclass
-class DomainResult:
-    domain: str
-    status: str  # success | failure | skipped | invalid
-    run_id: str | None = None
-    seconds: float = 0.0
-    error: str = ""
-    products: list[ProductResult] = field(default_factory=list)
+# progress is streamed by `_Progress`, and a step's failure is reported from what the run recorded
+# (`run_report`) with its stack trace in the run's log file: Dagster's console logger would repeat
+# every event and print each failure's stack trace on the terminal
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def use_instance_home(mesh: Mesh) -> None:
@@ -108,7 +89,7 @@ class _Progress:
             self._show(entry)
 
     def _show(self, entry: Any) -> None:
-        from dagster import DagsterEventType
+        from dagster import AssetCheckSeverity, DagsterEventType
 
         event = entry.dagster_event
         if event is None:
@@ -127,7 +108,9 @@ class _Progress:
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
             data = event.event_specific_data
             if not data.passed:
-                self.emit(f"    check failed: {data.asset_key.to_user_string()} {data.check_name}")
+                warn = data.severity == AssetCheckSeverity.WARN
+                what = "warning (did not block)" if warn else "check failed"
+                self.emit(f"    {what}: {data.asset_key.to_user_string()} {data.check_name}")
 
 
 def _product_results(mesh: Mesh, domain: str, run_id: str, durations: dict[str, float]) -> list[ProductResult]:
@@ -137,21 +120,35 @@ def _product_results(mesh: Mesh, domain: str, run_id: str, durations: dict[str, 
         if status.get("run_id") != run_id:
             results.append(ProductResult(domain, product.name, "not run"))
             continue
-        checks = status.get("checks", [])
         step = next((s for s in durations if s in (f"{domain}__{product.name}", f"{domain}__dbt")), None)
-        results.append(
-            ProductResult(
-                domain,
-                product.name,
-                status["status"],
-                status.get("rows"),
-                durations.get(step) if step else None,
-                sum(1 for c in checks if c["passed"]),
-                sum(1 for c in checks if not c["passed"]),
-                "; ".join(status.get("blockers") or []) or status.get("error", ""),
-            )
-        )
+        current = store.current(domain, product.name)
+        seconds = durations.get(step) if step else None
+        results.append(product_result(domain, product.name, status, seconds, current.version if current else None))
     return results
+
+
+def _blocked_by_checks(event: Any) -> bool:
+    """A step that failed because blocking checks failed (`Audit.failure`): an expected outcome,
+    reported from the products' results rather than as an error."""
+    failure = event.step_failure_data
+    user = failure.user_failure_data if failure else None
+    return user is not None and "blocking_failures" in (user.metadata or {})
+
+
+def _failure_message(event: Any) -> str:
+    error = event.step_failure_data.error if event.step_failure_data else None
+    message = str(error.message if error else "step failed").strip()
+    return message.removeprefix("dagster._core.definitions.events.Failure: ")
+
+
+def record_failures(log_path: Path, failures: list[Any]) -> None:
+    """Each failed step's error with its stack trace, appended to the run's log file."""
+    with open(log_path, "a") as log:
+        for event in failures:
+            error = event.step_failure_data.error if event.step_failure_data else None
+            log.write(
+                f"\n--- step {event.step_key} failed ---\n{error.to_string() if error else 'no error recorded'}\n"
+            )
 
 
 def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], None]) -> DomainResult:
@@ -163,7 +160,7 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
     try:
         job = definitions_from([build_domain(mesh, domain)]).resolve_job_def(domain)
     except MeshDefinitionError as exc:
-        return DomainResult(domain, "invalid", error=str(exc))
+        return DomainResult(domain, "invalid", error="\n".join(str(p) for p in mesh.located(exc.problems)))
     except Exception as exc:  # a definition Dagster refuses: report it, let other domains run
         return DomainResult(domain, "invalid", error=f"{type(exc).__name__}: {exc}")
     run_id = str(uuid.uuid4())
@@ -177,20 +174,17 @@ def run_domain(mesh: Mesh, domain: str, instance: Any, emit: Callable[[str], Non
         result = job.execute_in_process(
             instance=instance, raise_on_error=False, run_id=run_id, run_config=QUIET_CONSOLE, tags=_runner_tags()
         )
-    error = ""
-    if not result.success:
-        failures = [e for e in result.all_events if e.is_step_failure]
-        error = "\n".join(
-            str(e.step_failure_data.error.message).strip().removeprefix("dagster._core.definitions.events.Failure: ")
-            for e in failures
-            if e.step_failure_data
-        )
-        error += f"\n(tool output: {log_path})"
+    failures = [e for e in result.all_events if e.is_step_failure]
+    record_failures(log_path, failures)
+    errors = [_failure_message(e) for e in failures if not _blocked_by_checks(e)]
+    if not result.success and not failures:
+        errors.append("the run failed before any step ran")
     return DomainResult(
         domain,
         "success" if result.success else "failure",
         run_id,
         time.monotonic() - started,
-        error or ("" if result.success else "run failed"),
+        "\n".join(errors),
         _product_results(mesh, domain, run_id, progress.durations),
+        str(log_path),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -12,6 +13,17 @@ import yaml
 from tests.conftest import copy_project, mesh_env, run_mesh_cli
 
 pytestmark = pytest.mark.slow
+
+
+def _row(text: str, key: str) -> list[str]:
+    """The cells of a printed table's row from `key` on: `key` is its first cell (a check in a
+    product's result table) or its second (a product in the summary table)."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        cells = cells[1:-1] if line.startswith("│") else cells
+        if key in cells[:2]:
+            return cells[cells.index(key) :]
+    raise AssertionError(f"no row for {key!r} in:\n{text}")
 
 
 def _edit(root: Path, domain: str, change) -> None:
@@ -61,6 +73,16 @@ def test_failed_blocking_check_keeps_published_version_and_stops_downstream(tmp_
     assert "column_values_to_be_between__daily_capacity" in proc.stderr
     assert "unexpected" in proc.stderr  # the observed failure, not just a name
     assert "site_operations: skipped" in proc.stderr
+    # the expected failure is a result table and a reason, its stack trace only in the run's log
+    assert "Traceback" not in proc.stderr and "Stack Trace" not in proc.stderr and "STEP_FAILURE" not in proc.stderr
+    assert _row(proc.stderr, "column_values_to_be_between__daily_capacity")[2] == "failed, blocks"
+    log = re.search(r"stack traces: (\S+\.log)", proc.stderr)
+    assert log and "Stack Trace" in Path(log.group(1)).read_text()
+    # the warning is told apart from a failure: it did not block
+    assert _row(proc.stderr, "column_values_to_be_in_set__manufacturer")[2] == "warning, did not block"
+    assert "pharmacy.vaccine_stock: published; 1 warning(s) did not block" in proc.stderr
+    passed, blocking, warnings, not_run = _row(proc.stdout, "vaccine_stock")[-4:]
+    assert (blocking, warnings, not_run) == ("0", "1", "0") and int(passed) > 0
 
     # consumers keep reading the last good version; the failed one stays inspectable
     assert _current(home, "pharmacy.sites") == before
@@ -102,7 +124,14 @@ def test_schema_drift_fails_with_a_diff_naming_each_column(tmp_path: Path) -> No
     _edit(root, "pharmacy", change)
     proc = run_mesh_cli("run", "--domain", "pharmacy", env=env, cwd=root)
     assert proc.returncode == 1
-    blockers = " ".join(_status(home, "pharmacy.sites")["blockers"])
+    status = _status(home, "pharmacy.sites")
+    (blocker,) = status["blockers"]  # the schema contract only: the expectations did not run
+    blockers = blocker
+    expectations = [c for c in status["checks"] if c["name"] != "schema_contract"]
+    assert expectations and all(not c["ran"] and not c["passed"] for c in expectations)
+    for check in expectations:  # each named once, as not run
+        assert proc.stderr.count(check["name"]) == 1 and _row(proc.stderr, check["name"])[2] == "not run"
+    assert _row(proc.stdout, "sites")[-4:] == ["0", "1", "0", str(len(expectations))]
     assert "- region (VARCHAR) missing" in blockers
     assert "+ opened_on (DATE) not declared" in blockers
     assert "~ daily_capacity: declared BIGINT, built INTEGER" in blockers

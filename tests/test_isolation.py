@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -118,3 +119,35 @@ def test_ctrl_c_stops_every_domain_and_fails_their_runs(tmp_path: Path) -> None:
     instance = DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
     active = {DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
     assert not [(run.job_name, run.status) for run in instance.get_runs() if run.status in active]
+
+
+def test_a_broken_descriptor_breaks_only_its_own_domain(tmp_path: Path) -> None:
+    """A non-UTF-8 byte in pharmacy's descriptor and an alias bomb in site_operations': every other
+    verb and domain works, and `mesh validate` lists both, each at its line."""
+    from tests.test_descriptor_safety import ALIAS_BOMB
+
+    root = copy_project(tmp_path / "project")
+    pharmacy = root / "domains" / "pharmacy" / "domain.yaml"
+    pharmacy.write_bytes(pharmacy.read_bytes() + b'x: "caf\xe9"\n')
+    site_ops = root / "domains" / "site_operations" / "domain.yaml"
+    bomb = "      - type: expect_column_values_to_be_in_set\n        kwargs:\n          column: site_id" + ALIAS_BOMB
+    site_ops.write_text(site_ops.read_text().replace("    expectations:\n", "    expectations:\n" + bomb, 1))
+    env = mesh_env(root, tmp_path / "home")
+
+    validate = run_mesh_cli("validate", env=env, cwd=root)
+    assert validate.returncode == 1 and "Traceback" not in validate.stderr
+    assert "domains/pharmacy/domain.yaml:" in validate.stderr and "[utf-8]" in validate.stderr
+    assert "domains/site_operations/domain.yaml:" in validate.stderr and "[alias-expansion]" in validate.stderr
+
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    run_mesh_cli("run", "--domain", "scheduling", env=env, cwd=root, check=True)
+    products = run_mesh_cli("products", "--json", env=env, cwd=root, check=True)
+    refs = {p["ref"]: p["status"]["last_run"] for p in json.loads(products.stdout)}
+    assert refs["scheduling.appointments"] == "published" and "pharmacy.sites" not in refs
+    assert "warning: pharmacy is left out" in products.stderr and "Traceback" not in products.stderr
+    lineage = run_mesh_cli("lineage", "--format", "json", env=env, cwd=root, check=True)
+    assert "scheduling.appointments" in lineage.stdout
+
+    broken = run_mesh_cli("run", "--domain", "pharmacy", env=env, cwd=root)
+    assert broken.returncode == 1 and "pharmacy: invalid" in broken.stderr and "[utf-8]" in broken.stderr
+    assert "Traceback" not in broken.stderr

@@ -137,12 +137,12 @@ def test_new_product_refuses_bad_input_and_writes_nothing(project, domain, name,
     assert _tree(project) == before
 
 
-def test_cli_refusal_exits_1_with_the_reason_on_stderr(tmp_path: Path) -> None:
+def test_cli_invalid_name_exits_2_and_refusal_exits_1_with_the_reason_on_stderr(tmp_path: Path) -> None:
     root = copy_project(tmp_path / "project")
     env = mesh_env(root, tmp_path / "home")
     before = _tree(root)
     proc = run_mesh_cli("new-domain", "../evil", "--owner", "team:x", env=env, cwd=root)
-    assert proc.returncode == 1 and "domain name '../evil' is not valid" in proc.stderr and not proc.stdout
+    assert proc.returncode == 2 and "domain name '../evil' is not valid" in proc.stderr and not proc.stdout
     proc = run_mesh_cli("new-product", "pharmacy", "sites", env=env, cwd=root)
     assert proc.returncode == 1 and "already exists" in proc.stderr and "nothing was written" in proc.stderr
     assert _tree(root) == before
@@ -277,7 +277,7 @@ def test_products_describes_one_product_and_refuses_unknown(tmp_path: Path) -> N
     table = run_mesh_cli("products", "patients.patient_accounts", env=env, cwd=root, check=True).stdout
     assert "masking for consumers" in table and "pii" in table and "unpublished (≤ 26h)" in table
     proc = run_mesh_cli("products", "patients.nope", env=env, cwd=root)
-    assert proc.returncode == 1 and "unknown product 'patients.nope'" in proc.stderr and not proc.stdout
+    assert proc.returncode == 2 and "unknown product 'patients.nope'" in proc.stderr and not proc.stdout
 
 
 @pytest.mark.slow
@@ -335,7 +335,7 @@ def test_lineage_cli_formats(tmp_path: Path) -> None:
     dot = run_mesh_cli("lineage", "--format", "dot", "--domains", env=env, cwd=ROOT, check=True).stdout
     _dot_is_well_formed(dot)
     proc = run_mesh_cli("lineage", "--format", "svg", env=env, cwd=ROOT)
-    assert proc.returncode == 1 and "--format must be one of mermaid, json, dot" in proc.stderr
+    assert proc.returncode == 2 and "--format must be one of mermaid, json, dot" in proc.stderr
 
 
 def test_readme_test_fails_when_the_diagram_is_stale(with_readme: Path) -> None:
@@ -395,7 +395,7 @@ def test_export_contract_cli(tmp_path: Path) -> None:
     run_mesh_cli("export-contract", "pharmacy.sites", "-o", str(out), env=env, cwd=ROOT, check=True)
     assert out.read_text() == stdout and from_yaml(stdout).ref == "pharmacy.sites"
     proc = run_mesh_cli("export-contract", "pharmacy.nope", env=env, cwd=ROOT)
-    assert proc.returncode == 1 and "unknown product 'pharmacy.nope'" in proc.stderr
+    assert proc.returncode == 2 and "unknown product 'pharmacy.nope'" in proc.stderr
 
 
 # --- end to end: a dbt domain and new products materialize with passing checks ----------------------------

@@ -43,13 +43,13 @@ def test_a_run_goes_through_the_warm_server_and_reports_like_a_cold_one(warm_pro
 def test_exit_status_environment_and_directory_are_the_clients(warm_project) -> None:
     root, env = warm_project
     unknown = run_mesh_cli("run", "--domain", "nope", env=env, cwd=root)
-    assert unknown.returncode == 1 and "unknown domain(s) nope" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown domain(s) 'nope'" in unknown.stderr
     bad = run_mesh_cli("run", env={**env, "MESH_WAREHOUSE": "oracle"}, cwd=root)
     assert bad.returncode == 1 and "MESH_WAREHOUSE='oracle' is not a known warehouse" in bad.stderr
     elsewhere = run_mesh_cli("products", env={k: v for k, v in env.items() if k != "MESH_PROJECT_DIR"}, cwd=root)
     assert elsewhere.returncode == 0, elsewhere.stderr  # found the project from the client's directory
     log = server_log(env)
-    assert "warm: mesh run --domain nope: exit 1" in log and "warm: mesh run: exit 1" in log
+    assert "warm: mesh run --domain nope: exit 2" in log and "warm: mesh run: exit 1" in log
 
 
 def test_after_stop_commands_run_cold(warm_project) -> None:

@@ -30,12 +30,20 @@ SAMPLE_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SI
 
 @dataclass
 class CheckOutcome:
+    """One check's result. A check that was not evaluated (`ran` False: an earlier blocking check
+    failed) did not pass, but did not fail either: it blocks nothing and is reported as not run."""
+
     name: str
     passed: bool
     blocking: bool
     severity: str
     metadata: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
+    ran: bool = True
+
+    @property
+    def blocks(self) -> bool:
+        return self.ran and self.blocking and not self.passed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,7 +52,19 @@ class CheckOutcome:
             "blocking": self.blocking,
             "severity": self.severity,
             "summary": self.summary,
+            "ran": self.ran,
         }
+
+
+def not_run(name: str, severity: str, reason: str) -> CheckOutcome:
+    return CheckOutcome(name, False, severity == "error", severity, {"not_run": reason}, f"not run: {reason}", False)
+
+
+def contract_not_run(product: Product, suites: Sequence[SuiteFn], reason: str) -> list[CheckOutcome]:
+    """Every check of the product's contract, as not run (the build was blocked before its audit)."""
+    checks = [(SCHEMA_CHECK, "error"), *((n, e.severity) for n, e in product.named_expectations())]
+    checks += [(s.check_name, s.severity) for s in suites]
+    return [not_run(name, severity, reason) for name, severity in checks]
 
 
 @dataclass
@@ -235,16 +255,5 @@ def run_contract(
     schema = schema_outcome(con, f"main.{quote(product.name)}", product)
     plans = plans_for(product, suites)
     if not schema.passed:
-        skipped = [
-            CheckOutcome(
-                p.name,
-                False,
-                p.blocking,
-                p.severity,
-                {"skipped": "schema drift"},
-                f"{p.name}: not run, the schema contract failed",
-            )
-            for p in plans
-        ]
-        return [schema, *skipped]
+        return [schema, *(not_run(p.name, p.severity, "the schema contract failed") for p in plans)]
     return [schema, *expectation_outcomes(con, product.name, product, plans)]

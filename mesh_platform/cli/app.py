@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from mesh_platform.cli import (
@@ -49,8 +51,23 @@ for module in (
     module.register(app)
 
 
+def usage_message(exc: typer.TyperException) -> str:
+    """Click's message for a bad command line, with where to look, in one line."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return exc.format_message() + where
+
+
 def main() -> None:
+    """Run the command line. Click's usage errors (an unknown verb or option, a value of the wrong
+    type or out of range) are one line on stderr with exit status 2, not Click's multi-line box."""
     try:
-        app()
+        code = app(args=sys.argv[1:] or ["--help"], standalone_mode=False)
+    except typer.TyperException as exc:  # Click's errors: exit_code 2 for a usage error
+        fail(usage_message(exc), exc.exit_code)
+    except typer.Abort:
+        fail("aborted", 130)
     except (InstanceConfigError, WarehouseConfigError) as exc:  # settings wrong or a server unreachable
         fail(str(exc))
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from mesh_platform.cli.common import err, load_mesh, out, print_json
+from mesh_platform.cli.common import err, invalid, known_product, load_mesh, out, plain, print_json
 from mesh_platform.governance.audit import AuditLog
 
 
@@ -27,41 +27,55 @@ def _detail(record: dict) -> str:
 def audit(
     consumer: str = typer.Option(None, "--consumer", help="Only decisions about this domain as the reader."),
     product: str = typer.Option(None, "--product", help="Only reads of this product (DOMAIN.PRODUCT)."),
-    limit: int = typer.Option(50, "--limit", min=1, help="Latest decisions to show in the table (JSON lists all)."),
+    limit: int = typer.Option(
+        50, "--limit", min=0, max=1_000_000_000, help="Latest decisions to show in the table (0 = all; JSON lists all)."
+    ),
     verify: bool = typer.Option(False, "--verify", help="Check the hash chain; exit 1 at the first broken line."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List governed reads and refusals from MESH_HOME/audit/reads.jsonl, newest last."""
-    log = AuditLog(load_mesh().project.home)
+    """List governance decisions from MESH_HOME/audit/reads.jsonl, newest last."""
+    mesh = load_mesh()
+    log = AuditLog(mesh.project.home)
     if verify:
         count, broken = log.verify()
         if as_json:
             print_json({"verified": broken is None, "lines": count, "broken": broken and broken.__dict__})
         elif broken is None:
-            err.print(f"✔ {count} audit line(s), the chain holds", markup=False)
+            err.print(plain(f"✔ {count} audit line(s), the chain holds"))
         else:
-            err.print(f"✘ {log.path}:{broken.line}: {broken.reason} ({count} line(s) before it verify)", markup=False)
+            err.print(plain(f"✘ {log.path}:{broken.line}: {broken.reason} ({count} line(s) before it verify)"))
         raise SystemExit(0 if broken is None else 1)
+    records = list(log.records())
+    # names of the mesh, or of its history (a product or domain since removed still has its reads)
+    if product is not None and product not in {r.get("product") for r in records}:
+        known_product(mesh, product)
+    if consumer is not None and consumer not in set(mesh.project.domain_names()) | {r.get("consumer") for r in records}:
+        invalid(f"--consumer: unknown domain {consumer!r}; domains: {', '.join(mesh.project.domain_names())}")
     records = [
         r
-        for r in log.records()
+        for r in records
         if (not consumer or r.get("consumer") == consumer) and (not product or r.get("product") == product)
     ]
     if as_json:
         print_json(records)
         return
-    table = Table(title=f"governance decisions: {len(records):,}")
+    table = Table(title=plain(f"governance decisions: {len(records):,}"))
     for column in ("at", "event", "reader", "what", "version", "detail", "via"):
         table.add_column(column, overflow="fold")
-    for r in records[-limit:]:
+    for r in records[-limit:] if limit else records:
         table.add_row(
-            str(r.get("at", ""))[:19],
-            str(r.get("event", "")),
-            str(r.get("consumer", "")),
-            _what(r),
-            str(r.get("version") or ""),
-            _detail(r),
-            str(r.get("via", "")),
+            *(
+                plain(v)
+                for v in (
+                    str(r.get("at", ""))[:19],
+                    r.get("event", ""),
+                    r.get("consumer", ""),
+                    _what(r),
+                    r.get("version") or "",
+                    _detail(r),
+                    r.get("via", ""),
+                )
+            )
         )
     out.print(table)
 

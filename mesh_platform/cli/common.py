@@ -1,31 +1,86 @@
-"""What every verb shares: the mesh it works on, a stderr console, clean failures."""
+"""What every verb shares: the mesh it works on, a stderr console, clean failures.
+
+Exit status (the DESIGN's): 0 success, 1 a failed check or a refused change (`fail`), 2 invalid
+arguments (`invalid`). Either way the reason is one line on stderr, and text that came from the
+user or from a file is never read as Rich markup.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.text import Text
 
 from mesh_platform.mesh import Mesh
 from mesh_platform.project import NotAMeshProject
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
 
 # piped output (CI logs, `| less`) gets a wide table rather than rich's 80-column default
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
-def fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
-    raise SystemExit(1)
+def plain(text: object) -> Text:
+    """Text shown as it is: `[bold]` stays `[bold]`, `[/]` cannot break the output."""
+    return Text(str(text))
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """`error: <message>` as one line on stderr, then exit with `code`."""
+    err.print(Text.assemble(("error: ", "bold red"), " ".join(str(message).split())), soft_wrap=True)
+    raise SystemExit(code)
+
+
+def invalid(message: str) -> NoReturn:
+    """An invalid argument: one line on stderr, exit status 2."""
+    fail(message, EXIT_INVALID)
+
+
+def check_number(option: str, value: float, low: float, high: float) -> None:
+    """A finite number within [low, high], or exit 2 naming the option (nan and inf are not numbers)."""
+    if not (math.isfinite(value) and low <= value <= high):
+        invalid(f"{option} must be a number from {low:g} to {high:g}, got {value!r}")
 
 
 def load_mesh() -> Mesh:
     try:
         return Mesh.load()
     except NotAMeshProject as exc:
-        fail(str(exc))
+        invalid(str(exc))
+
+
+def known_product(mesh: Mesh, ref: str) -> None:
+    """Exit 2 unless `ref` names a product; exit 1 if its domain's descriptor cannot be used."""
+    domain = ref.partition(".")[0]
+    if domain in mesh.project.domain_names() and domain not in mesh.descriptors:
+        fail(f"{ref}: {mesh.files[domain]} has problems, so its products cannot be used (see `mesh validate`)")
+    try:
+        mesh.product(ref)
+    except KeyError as exc:
+        invalid(str(exc.args[0]))
+
+
+def known_domain(mesh: Mesh, domain: str, option: str) -> None:
+    """Exit 2 unless `domain` is a domain of the project (its descriptor valid or not)."""
+    if domain not in mesh.project.domain_names():
+        invalid(f"{option}: unknown domain {domain!r}; domains: {', '.join(mesh.project.domain_names())}")
+
+
+def warn_left_out(mesh: Mesh) -> None:
+    """One line on stderr per domain whose descriptor cannot be used, so a listing that leaves it out says so."""
+    for domain in sorted(set(mesh.project.domain_names()) - set(mesh.descriptors)):
+        count = len(mesh.problems_for(domain))
+        err.print(
+            plain(f"warning: {domain} is left out: {mesh.files[domain]} has {count} problem(s) (see `mesh validate`)"),
+            style="yellow",
+            soft_wrap=True,
+        )
 
 
 def print_json(data: Any) -> None:

@@ -7,16 +7,21 @@ import sys
 
 import typer
 
-from mesh_platform.cli.common import err, fail, load_mesh
+from mesh_platform.cli.common import check_number, err, load_mesh, plain
+
+MAX_BOOKINGS = 1_000_000  # per batch: a batch is written from memory
+MAX_INTERVAL_S = 86_400.0
 
 
 def emit(
-    batches: int = typer.Option(10, "--batches", help="How many batches (files) to write."),
-    interval: float = typer.Option(5.0, "--interval", help="Seconds between batches."),
-    bookings: int = typer.Option(100, "--bookings", help="New appointments booked per batch."),
+    batches: int = typer.Option(10, "--batches", min=1, help="How many batches (files) to write."),
+    interval: float = typer.Option(5.0, "--interval", help="Seconds between batches (0 to a day)."),
+    bookings: int = typer.Option(100, "--bookings", min=0, max=MAX_BOOKINGS, help="New appointments booked per batch."),
     seed: int = typer.Option(7, "--seed", help="Random seed of the feed."),
     malformed_rate: float = typer.Option(0.0, "--malformed-rate", help="Share of lines cut short (0-1)."),
-    redeliver_every: int = typer.Option(0, "--redeliver-every", help="Deliver every Nth batch twice (0: never)."),
+    redeliver_every: int = typer.Option(
+        0, "--redeliver-every", min=0, help="Deliver every Nth batch twice (0: never)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per file written, on stdout."),
 ) -> None:
     """Write appointment events into MESH_HOME/landing/appointments over time, like a live feed.
@@ -26,8 +31,8 @@ def emit(
     from mesh_platform.orchestration.stream import Batch
     from mesh_platform.orchestration.stream import emit as run_feed
 
-    if batches < 1 or bookings < 0 or interval < 0 or not 0 <= malformed_rate <= 1 or redeliver_every < 0:
-        fail("--batches must be >= 1; --bookings, --interval, --redeliver-every >= 0; --malformed-rate in [0, 1]")
+    check_number("--interval", interval, 0, MAX_INTERVAL_S)
+    check_number("--malformed-rate", malformed_rate, 0, 1)
     home = load_mesh().project.home
     home.ensure()
 
@@ -44,7 +49,7 @@ def emit(
             sys.stdout.flush()
         else:
             again = f" (again: {batch.redelivery_of})" if batch.redelivery_of else ""
-            err.print(f"{batch.path.name}: {batch.events} events, {batch.malformed} malformed{again}")
+            err.print(plain(f"{batch.path.name}: {batch.events} events, {batch.malformed} malformed{again}"))
 
     run_feed(home.path, batches, interval, bookings, seed, malformed_rate, redeliver_every, report)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mesh_platform.cli.common import err, fail, load_mesh
+from mesh_platform.cli.common import err, fail, invalid, known_product, load_mesh, plain
 
 
 def export_contract(
@@ -17,22 +17,20 @@ def export_contract(
     from mesh_platform.contract import to_yaml
 
     mesh = load_mesh()
-    try:
-        descriptor, product = mesh.product(ref)
-    except KeyError as exc:
-        fail(str(exc).strip('"'))
+    known_product(mesh, ref)
+    descriptor, product = mesh.product(ref)
     text = to_yaml(descriptor, product)
     if output is None:
         typer.echo(text, nl=False)
         return
     if output.is_dir():
-        fail(f"--output {output} is a directory; give a file name, e.g. {output / (ref + '.odcs.yaml')}")
+        invalid(f"--output {output} is a directory; give a file name, e.g. {output / (ref + '.odcs.yaml')}")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
     except OSError as exc:
         fail(f"cannot write {output}: {exc}")
-    err.print(f"wrote the ODCS contract of {ref} to {output}")
+    err.print(plain(f"wrote the ODCS contract of {ref} to {output}"))
 
 
 def register(app: typer.Typer) -> None:

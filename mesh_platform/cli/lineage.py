@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mesh_platform.cli.common import fail, load_mesh, print_json
+from mesh_platform.cli.common import invalid, load_mesh, print_json, warn_left_out
 from mesh_platform.lineage import domain_lineage, to_dot, to_mermaid
 from mesh_platform.lineage import lineage as build_lineage
 
@@ -17,8 +17,10 @@ def lineage(
 ) -> None:
     """Print lineage across domains: product level by default, domain level with --domains."""
     if fmt not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    graph = build_lineage(load_mesh())
+        invalid(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    mesh = load_mesh()
+    warn_left_out(mesh)
+    graph = build_lineage(mesh)
     if fmt == "json":
         print_json(domain_lineage(graph) if domains else graph)
     elif fmt == "dot":

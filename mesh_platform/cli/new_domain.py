@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import typer
+from rich.text import Text
 
-from mesh_platform.cli.common import err, fail, load_mesh
+from mesh_platform.cli.common import err, fail, invalid, known_product, load_mesh
+from mesh_platform.descriptor.model import OWNER_PATTERN
 from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError
+from mesh_platform.scaffold.domain import KINDS
+from mesh_platform.scaffold.names import InvalidName, check_name
+
+
+def check_names(*names: tuple[str, str]) -> None:
+    """Exit 2 for a name a domain or product may not take: (name, "domain" | "product") pairs."""
+    for name, what in names:
+        try:
+            check_name(name, what)
+        except InvalidName as exc:
+            invalid(str(exc))
+
+
+def check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in KINDS:
+        invalid(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
 def report(result: Scaffolded, next_steps: list[str]) -> None:
     """What a scaffold wrote, what it asks of others, and what to run next (on stderr)."""
     for path in result.created:
-        err.print(f"[green]created[/] {path}")
+        err.print(Text.assemble(("created ", "green"), str(path)))
     for path in result.changed:
-        err.print(f"[yellow]changed[/] {path}")
+        err.print(Text.assemble(("changed ", "yellow"), str(path)))
     for note in result.notes:
-        err.print(f"[bold yellow]note:[/] {note}", soft_wrap=True)
+        err.print(Text.assemble(("note: ", "bold yellow"), note), soft_wrap=True)
     err.print("next: " + "; ".join(next_steps), markup=False, soft_wrap=True)
 
 
@@ -31,7 +49,13 @@ def new_domain(
     """Create domains/NAME (descriptor, code, test), for dbt also dbt_projects/NAME, and its code location."""
     from mesh_platform.scaffold.domain import new_domain as scaffold
 
+    check_names((name, "domain"), (product, "product"))
+    check_kind(kind)
+    if not OWNER_PATTERN.match(owner):
+        invalid(f"--owner {owner!r} is not a Dagster owner: use 'team:<name>' or an email address")
     mesh = load_mesh()
+    for ref in consumes or []:
+        known_product(mesh, ref)
     try:
         result = scaffold(
             mesh,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from mesh_platform.cli.common import fail, load_mesh
-from mesh_platform.cli.new_domain import report
+from mesh_platform.cli.common import fail, known_domain, load_mesh
+from mesh_platform.cli.new_domain import check_kind, check_names, report
 from mesh_platform.scaffold.apply import ScaffoldError
 
 
@@ -17,7 +17,10 @@ def new_product(
     """Add a product to DOMAIN: a descriptor entry and the @product function or dbt model that builds it."""
     from mesh_platform.scaffold.product import new_product as scaffold
 
+    check_names((name, "product"))
+    check_kind(kind)
     mesh = load_mesh()
+    known_domain(mesh, domain, "DOMAIN")
     try:
         result = scaffold(mesh, domain, name, kind)
     except ScaffoldError as exc:

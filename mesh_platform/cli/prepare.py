@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from mesh_platform.cli.common import err, load_mesh
+from mesh_platform.cli.common import err, load_mesh, plain
 from mesh_platform.descriptor.schema import SCHEMA_PATH, descriptor_json_schema
 
 
@@ -19,7 +19,7 @@ def prepare() -> None:
         project_dir = mesh.project.dbt_project_dir(domain)
         if project_dir is not None:
             prepare_project(project_dir, mesh.project.dbt_dir, domain)
-            err.print(f"dbt manifest ready: {mesh.project.rel(project_dir / 'target' / 'manifest.json')}")
+            err.print(plain(f"dbt manifest ready: {mesh.project.rel(project_dir / 'target' / 'manifest.json')}"))
     SCHEMA_PATH.write_text(json.dumps(descriptor_json_schema(), indent=2) + "\n")
 
 

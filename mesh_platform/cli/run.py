@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from mesh_platform.cli.common import err, fail, load_mesh, out
+from mesh_platform.cli.common import err, fail, invalid, load_mesh, out
 from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
+from mesh_platform.run_report import domain_lines, product_reports, summary_table
 from mesh_platform.run_scheduler import run_mesh
 from mesh_platform.warehouse import memory_limit
 
@@ -37,34 +37,20 @@ def run(
 ) -> None:
     """Materialize every product (or one domain's) with its checks; exit 1 if anything failed."""
     mesh = load_mesh()
-    unknown = [d for d in domain or [] if d not in mesh.project.domain_names()]
+    domain = list(dict.fromkeys(domain or []))  # a domain named twice runs once
+    unknown = [d for d in domain if d not in mesh.project.domain_names()]
     if unknown:
-        fail(f"unknown domain(s) {', '.join(unknown)}; domains: {', '.join(mesh.project.domain_names())}")
+        names = ", ".join(repr(d) for d in unknown)
+        invalid(f"unknown domain(s) {names}; domains: {', '.join(mesh.project.domain_names())}")
     check_warehouse()
     results = run_mesh(mesh, domain or None, lambda line: err.print(line, markup=False), jobs)
-    table = Table(title="mesh run")
-    for column in ("domain", "product", "status", "rows", "time (s)", "checks passed", "checks failed"):
-        table.add_column(column, justify="right" if column in ("rows", "time (s)") or "checks" in column else "left")
+    out.print(summary_table(results))
+    for renderable in product_reports(results):
+        err.print(renderable)
     for result in results:
-        for p in result.products:
-            table.add_row(
-                p.domain,
-                p.product,
-                p.status,
-                f"{p.rows:,}" if p.rows is not None else "-",
-                f"{p.seconds:.1f}" if p.seconds is not None else "-",
-                str(p.checks_passed),
-                str(p.checks_failed),
-            )
-        if not result.products:
-            table.add_row(result.domain, "-", result.status, "-", f"{result.seconds:.1f}", "-", "-")
-    out.print(table)
-    failed = [r for r in results if r.status != "success"]
-    for result in failed:
-        err.print(f"[bold red]{result.domain}: {result.status}[/]")
-        if result.error:
-            err.print(result.error, markup=False, soft_wrap=True)
-    raise SystemExit(1 if failed else 0)
+        for line in domain_lines(result):
+            err.print(line, soft_wrap=True)
+    raise SystemExit(1 if any(r.status != "success" for r in results) else 0)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,9 +23,12 @@ def collect_problems() -> tuple[list[str], list[Problem], list[Problem]]:
             warnings += build_domain(mesh, domain).warnings
         except MeshDefinitionError as exc:
             problems += exc.problems
+        except Exception as exc:  # a definition Dagster refuses: the domain's problem, reported like the rest
+            detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            problems.append(Problem(mesh.files[domain], "", "domain-definitions", detail, domain=domain))
 
     def ordered(found: list[Problem]) -> list[Problem]:
-        return sorted(set(found), key=lambda p: (p.file, p.line or 0, p.field))
+        return sorted(set(mesh.located(found)), key=lambda p: (p.file, p.line or 0, p.field))
 
     return mesh.project.domain_names(), ordered(problems), ordered(warnings)
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 import typer
 
-from mesh_platform.cli.common import err, fail, load_mesh, out
+from mesh_platform.cli.common import err, fail, load_mesh, out, plain
 from mesh_platform.warm import socket_path
 
 START_TIMEOUT_S = 120.0
@@ -34,7 +34,7 @@ def warm(action: Literal["start", "stop", "status"] = typer.Argument("start")) -
     pid_file = sock.parent / "pid"
     pid = _server_pid(pid_file)
     if action == "status":
-        out.print(f"warm: running, pid {pid}, {sock}" if pid and sock.exists() else "warm: not running")
+        out.print(plain(f"warm: running, pid {pid}, {sock}" if pid and sock.exists() else "warm: not running"))
         raise SystemExit(0 if pid else 1)
     if action == "stop":
         if pid:
@@ -60,7 +60,9 @@ def warm(action: Literal["start", "stop", "status"] = typer.Argument("start")) -
         if proc.poll() is not None or time.monotonic() > deadline:
             fail(f"the warm server did not start; see {sock.parent / 'server.log'}")
         time.sleep(0.2)
-    err.print(f"warm: ready, pid {proc.pid}; `mesh` commands for {home} now start warm (`mesh warm stop` ends it)")
+    err.print(
+        plain(f"warm: ready, pid {proc.pid}; `mesh` commands for {home} now start warm (`mesh warm stop` ends it)")
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ platform creates the governed views those sources read; after it, each product i
 """
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,49 @@ def dbt_problems(manifest: Mapping[str, Any], descriptor: Descriptor, file: str)
                     domain=descriptor.domain,
                 )
             )
+    return problems
+
+
+# what Dagster accepts in the names it derives from an asset key (op inputs, outputs)
+ASSET_KEY_PART = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def _line_in(path: Path, name: str) -> int | None:
+    """The first line of a dbt project file that mentions `name`."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((i for i, line in enumerate(lines, 1) if name in line), None)
+
+
+def asset_key_problems(manifest: Mapping[str, Any], dbt_dir: Path, project: MeshProject, domain: str) -> list[Problem]:
+    """dbt names that become parts of Dagster asset keys (sources, models, seeds, snapshots) and that
+    Dagster would refuse, as problems instead of an error while definitions load."""
+    problems = []
+    named = [(s, "source", (s["source_name"], s["name"])) for s in manifest.get("sources", {}).values()]
+    named += [
+        (n, n["resource_type"], (n["name"],))
+        for n in manifest.get("nodes", {}).values()
+        if n["resource_type"] in ("model", "seed", "snapshot")
+    ]
+    for node, kind, parts in named:
+        bad = [p for p in parts if not ASSET_KEY_PART.match(p)]
+        if not bad:
+            continue
+        path = dbt_dir / node["original_file_path"]
+        problems.append(
+            Problem(
+                project.rel(path),
+                ".".join(parts),
+                "asset-key-name",
+                f"dbt {kind} {'.'.join(parts)!r}: {bad[0]!r} cannot be part of a Dagster asset key (use letters, "
+                "digits and underscores"
+                + ("; the table's own name can go in `identifier:`)" if kind == "source" else ")"),
+                _line_in(path, bad[0]),
+                domain,
+            )
+        )
     return problems
 
 
@@ -284,7 +328,7 @@ def build_dbt_assets(
                 if result.view_path:
                     views[product.name] = result.view_path
                 if result.published is None:
-                    lineage[key].fail("; ".join(result.blockers), result.outcomes)
+                    lineage[key].fail("; ".join(result.blockers), result.evaluated)
                     yield from result.check_results(key)
                     failures.append(result)
                     failed_names.add(product.name)
@@ -294,7 +338,7 @@ def build_dbt_assets(
                     output_name=output.output_name,
                     metadata={**output.metadata, **materialization_metadata(result, [r for r in reads])},
                 )
-                lineage[key].complete(result.outcomes, result.published.rows)
+                lineage[key].complete(result.evaluated, result.published.rows)
                 yield from result.check_results(key)
         repoint_views(mesh, domain, views)
         for key in sorted((k for k in lineage if not lineage[k].done), key=str):

@@ -187,21 +187,26 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     if mesh.project.dbt_project_dir(domain) is not None:
         # imported here: dagster_dbt costs ~3 s, paid only by domains that have a dbt project
         from mesh_platform.defs.dbt_assets import (
+            asset_key_problems,
             build_dbt_assets,
             dbt_problems,
             load_manifest,
         )
 
+        dbt_dir = mesh.project.dbt_project_dir(domain)
+        assert dbt_dir is not None
         try:
             manifest = load_manifest(mesh.project, domain)
         except (OSError, ValueError) as exc:
             raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
         problems += dbt_problems(manifest, descriptor, file)
         parts.warnings += [
-            replace(p, file=mesh.project.rel(mesh.project.dbt_project_dir(domain) / p.file))  # type: ignore[operator]
-            for p in dbt_bypasses(manifest, domain, others, file)
+            replace(p, file=mesh.project.rel(dbt_dir / p.file)) for p in dbt_bypasses(manifest, domain, others, file)
         ]
-        parts.assets.append(build_dbt_assets(descriptor, mesh.project, manifest, suites))
+        key_problems = asset_key_problems(manifest, dbt_dir, mesh.project, domain)
+        problems += key_problems
+        if not key_problems:  # Dagster refuses the specs of a name it cannot use
+            parts.assets.append(build_dbt_assets(descriptor, mesh.project, manifest, suites))
         built |= {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
 
     for name in sorted(set(suites) - {p.name for p in descriptor.products}):
@@ -238,14 +243,17 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     parts.jobs.append(job)
     _add_sensors(mesh, descriptor, fns, parts)
     if descriptor.schedule:
-        parts.schedules.append(
-            dg.ScheduleDefinition(
+        try:
+            schedule = dg.ScheduleDefinition(
                 name=f"{domain}_schedule",
                 job=job,
                 cron_schedule=descriptor.schedule,
                 default_status=dg.DefaultScheduleStatus.STOPPED,
             )
-        )
+        except dg.DagsterInvalidDefinitionError as exc:
+            message = f"Dagster cannot schedule {descriptor.schedule!r}: {' '.join(str(exc).split())}"
+            raise MeshDefinitionError([Problem(file, "schedule", "schedule-cron", message, domain=domain)]) from exc
+        parts.schedules.append(schedule)
     return parts
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from mesh_platform.checks.run import CheckOutcome, run_contract
+from mesh_platform.checks.run import CheckOutcome, contract_not_run, run_contract
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.refusals import report_refusals
 from mesh_platform.mesh import Mesh
@@ -58,10 +58,17 @@ class Audit:
 
     @property
     def blockers(self) -> list[str]:
-        failed = [f"{o.name}: {o.summary}" for o in self.outcomes if o.blocking and not o.passed]
+        failed = [f"{o.name}: {o.summary}" for o in self.outcomes if o.blocks]
         return failed + self.extra_blockers
 
+    @property
+    def evaluated(self) -> list[CheckOutcome]:
+        """The checks that ran (those not run have no result to report)."""
+        return [o for o in self.outcomes if o.ran]
+
     def check_results(self, key: dg.AssetKey) -> list[dg.AssetCheckResult]:
+        """A Dagster result for each check that ran; a check not run gets none, so Dagster shows it
+        as not executed rather than as failed."""
         return [
             dg.AssetCheckResult(
                 asset_key=key,
@@ -70,7 +77,7 @@ class Audit:
                 severity=dg.AssetCheckSeverity.ERROR if o.severity == "error" else dg.AssetCheckSeverity.WARN,
                 metadata={**o.metadata, "summary": o.summary},
             )
-            for o in self.outcomes
+            for o in self.evaluated
         ]
 
     def failure(self) -> dg.Failure:
@@ -95,7 +102,10 @@ def audit_and_publish(
     `view_path` says where it went, for the platform to point the product's view there once the
     step's sandbox is closed (`warehouse_io.repoint_views`)."""
     ref = f"{descriptor.domain}.{product.name}"
-    outcomes = [] if extra_blockers else run_contract(con, product, suites)
+    if extra_blockers:
+        outcomes = contract_not_run(product, suites, extra_blockers[0])
+    else:
+        outcomes = run_contract(con, product, suites)
     audit = Audit(ref, outcomes, extra_blockers=list(extra_blockers or []))
     store = ProductStore(mesh.project.home)
     rejected = None
@@ -103,7 +113,7 @@ def audit_and_publish(
         rejected = store.reject(con, descriptor.domain, product.name, build, run_id)
         if build.file is not None and rejected is not None:
             audit.view_path = rejected
-        failed = [o for o in outcomes if o.blocking and not o.passed]
+        failed = [o for o in outcomes if o.blocks]
         alert(
             mesh,
             descriptor.domain,

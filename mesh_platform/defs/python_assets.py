@@ -172,10 +172,10 @@ def build_python_asset(
             if audit.view_path:
                 repoint_views(mesh, domain, {product.name: audit.view_path})
         if audit.published is None:
-            lineage.fail("; ".join(audit.blockers), audit.outcomes)
+            lineage.fail("; ".join(audit.blockers), audit.evaluated)
             yield from audit.check_results(spec.key)
             raise audit.failure()
-        lineage.complete(audit.outcomes, audit.published.rows)
+        lineage.complete(audit.evaluated, audit.published.rows)
         yield dg.MaterializeResult(
             asset_key=spec.key,
             metadata=materialization_metadata(audit, governed_reads),

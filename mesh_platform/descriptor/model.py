@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,14 +19,33 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from mesh_platform.descriptor.expectations import EXPECTATION_TYPES
+from mesh_platform.descriptor.names import reserved_by
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
+
+
+def _not_reserved(value: str) -> str:
+    engines = reserved_by(value)
+    if engines:
+        raise PydanticCustomError(
+            "name_not_reserved",
+            "{name} is a reserved SQL keyword in {engines}: choose another name (e.g. {example})",
+            {"name": repr(value), "engines": " and ".join(engines), "example": repr(f"{value}_name")},
+        )
+    return value
+
+
+# a name that becomes an SQL identifier: a domain, product or column
+SqlName = Annotated[Name, AfterValidator(_not_reserved)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 OWNER_PATTERN = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 DURATION_PATTERN = re.compile(r"^(\d+)([mhd])$")
+DURATION_UNITS = {"m": 60, "h": 3600, "d": 86400}
+MAX_FRESHNESS_S = 366 * 86400
 PRODUCT_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 ColumnType = Literal["string", "integer", "bigint", "double", "boolean", "date", "timestamp"]
 # the warehouse type each descriptor column type is built as (DuckDB names)
@@ -53,7 +73,7 @@ def _check_owner(value: str) -> str:
 
 
 class Column(_Strict):
-    name: Name
+    name: SqlName
     type: ColumnType
     description: Text
     classification: Classification = "internal"
@@ -76,6 +96,9 @@ class Column(_Strict):
         return self.mask or "token"
 
 
+COLUMN_KWARGS = ("column", "column_A", "column_B")
+
+
 class Expectation(_Strict):
     type: str = Field(description="a Great Expectations 1.x expectation type, e.g. expect_column_values_to_not_be_null")
     kwargs: dict[str, object] = Field(default_factory=dict)
@@ -88,10 +111,26 @@ class Expectation(_Strict):
             raise ValueError(f"unknown expectation type {value!r} (not a Great Expectations 1.x core expectation)")
         return value
 
+    @field_validator("kwargs")
+    @classmethod
+    def _column_kwargs(cls, value: dict[str, object]) -> dict[str, object]:
+        """The kwargs that name columns name them with strings (the checks and rules read them)."""
+        for key in COLUMN_KWARGS:
+            if key in value and not isinstance(value[key], str):
+                raise PydanticCustomError(
+                    "expectation_kwargs",
+                    "{key} must be a column name, got {got}",
+                    {"key": key, "got": repr(value[key])[:80]},
+                )
+        names = value.get("column_list")
+        if "column_list" in value and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise PydanticCustomError("expectation_kwargs", "column_list must be a list of column names")
+        return value
+
     @property
     def columns(self) -> list[str]:
         """Columns this expectation names (column, column_A/B, column_list)."""
-        names = [self.kwargs.get(k) for k in ("column", "column_A", "column_B")]
+        names = [self.kwargs.get(k) for k in COLUMN_KWARGS]
         names += list(self.kwargs.get("column_list") or [])  # type: ignore[call-overload]
         return [str(n) for n in names if n is not None]
 
@@ -115,7 +154,7 @@ class Access(_Strict):
 
 
 class Product(_Strict):
-    name: Name
+    name: SqlName
     description: Text
     value: Text = Field(description="why the product exists: the decision it serves")
     owner: str | None = Field(default=None, description="defaults to the domain owner")
@@ -129,8 +168,11 @@ class Product(_Strict):
     @field_validator("freshness")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not DURATION_PATTERN.match(value):
+        match = DURATION_PATTERN.match(value) if value is not None else None
+        if value is not None and not match:
             raise ValueError("freshness is a duration like '30m', '26h' or '2d'")
+        if match and not 0 < int(match.group(1)) * DURATION_UNITS[match.group(2)] <= MAX_FRESHNESS_S:
+            raise ValueError("freshness is from 1m to 366d")
         return value
 
     @model_validator(mode="after")
@@ -148,7 +190,7 @@ class Product(_Strict):
             return None
         match = DURATION_PATTERN.match(self.freshness)
         assert match
-        return int(match.group(1)) * {"m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        return int(match.group(1)) * DURATION_UNITS[match.group(2)]
 
     def named_expectations(self) -> list[tuple[str, Expectation]]:
         """Each expectation with its asset-check name, unique within the product (`__2` on repeats)."""
@@ -178,7 +220,7 @@ class CodeException(_Strict):
 class Descriptor(_Strict):
     """One domain's `domain.yaml`."""
 
-    domain: Name
+    domain: SqlName
     owner: str
     business_process: Text
     description: Text

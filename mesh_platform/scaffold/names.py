@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import keyword
 import re
-from functools import cache
 
 from mesh_platform.descriptor.model import NAME_PATTERN
+from mesh_platform.descriptor.names import reserved_by
 
 MAX_LENGTH = {"domain": 40, "product": 63}  # a domain's name also prefixes its code location, job and files
 # folders and modules of the project and its tools, DuckDB's built-in schemas and catalogs, dbt's
@@ -48,18 +48,6 @@ class InvalidName(ValueError):
     pass
 
 
-@cache
-def sql_reserved_words() -> frozenset[str]:
-    """DuckDB's reserved keywords and type/function names (which need quoting as identifiers)."""
-    import duckdb
-
-    with duckdb.connect() as con:
-        rows = con.execute(
-            "select keyword_name from duckdb_keywords() where keyword_category in ('reserved', 'type_function')"
-        ).fetchall()
-    return frozenset(r[0].lower() for r in rows)
-
-
 def check_name(name: str, what: str) -> None:
     """Raise InvalidName saying what is wrong with `name` as a `what` (domain or product) name."""
     if not re.match(NAME_PATTERN, name or ""):
@@ -73,5 +61,5 @@ def check_name(name: str, what: str) -> None:
         raise InvalidName(f"{what} name {name!r} is a Python keyword")
     if name in PROJECT_NAMES:
         raise InvalidName(f"{what} name {name!r} is reserved by the platform")
-    if name in sql_reserved_words():
-        raise InvalidName(f"{what} name {name!r} is a reserved SQL word")
+    if reserved_by(name):
+        raise InvalidName(f"{what} name {name!r} is a reserved SQL word in {' and '.join(reserved_by(name))}")

@@ -1,0 +1,194 @@
+"""What `mesh run` reports, made from what a run recorded, apart from how the run executes.
+
+A product's result comes from its `status.json` (written by write-audit-publish: its status, rows,
+the outcome of each check and what blocked it); a domain's from its Dagster run. From those:
+
+- the summary table, one row per product, with its checks counted apart: passed, blocking
+  failures (an `error` check that failed: the product is not published), warnings (a `warn`
+  check that failed: reported, published anyway) and not run (skipped because an earlier blocking
+  check, such as the schema contract, failed);
+- for each product whose checks did not all pass, the reason in one line and its result table;
+- for each domain that failed for another reason, its error without the stack trace, which is in
+  the run's log file, whose path is printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+PASSED, FAILED, WARNING, NOT_RUN = "passed", "failed", "warning", "not run"
+STATE_STYLE = {PASSED: "green", FAILED: "bold red", WARNING: "yellow", NOT_RUN: "dim"}
+
+
+@dataclass
+class CheckLine:
+    name: str
+    severity: str
+    state: str  # passed | failed (blocking) | warning (did not block) | not run
+    detail: str
+
+    @classmethod
+    def from_status(cls, check: dict[str, Any]) -> CheckLine:
+        if not check.get("ran", True):
+            state = NOT_RUN
+        elif check["passed"]:
+            state = PASSED
+        else:
+            state = FAILED if check.get("blocking", True) else WARNING
+        return cls(check["name"], check.get("severity", "error"), state, check.get("summary") or "")
+
+
+@dataclass
+class ProductResult:
+    domain: str
+    product: str
+    status: str  # published | failed_checks | error | not run
+    rows: int | None = None
+    seconds: float | None = None
+    checks: list[CheckLine] = field(default_factory=list)
+    blockers: list[str] = field(default_factory=list)
+    error: str = ""
+    current_version: str | None = None  # the published version consumers read after this run
+
+    def count(self, state: str) -> int:
+        return sum(1 for c in self.checks if c.state == state)
+
+    @property
+    def checks_passed(self) -> int:
+        return self.count(PASSED)
+
+    @property
+    def checks_failed(self) -> int:
+        """Blocking checks that failed."""
+        return self.count(FAILED)
+
+    @property
+    def detail(self) -> str:
+        return "; ".join(self.blockers) or self.error
+
+    @property
+    def other_blockers(self) -> list[str]:
+        """What blocked publication besides the checks listed (a dbt test, a failed upstream product)."""
+        listed = {f"{c.name}: {c.detail}" for c in self.checks if c.state == FAILED}
+        return [b for b in self.blockers if b not in listed]
+
+    @property
+    def needs_report(self) -> bool:
+        return self.status in ("failed_checks", "error") or any(c.state != PASSED for c in self.checks)
+
+
+@dataclass
+class DomainResult:
+    domain: str
+    status: str  # success | failure | skipped | invalid
+    run_id: str | None = None
+    seconds: float = 0.0
+    error: str = ""  # what failed other than a product's checks (those are in its ProductResult)
+    products: list[ProductResult] = field(default_factory=list)
+    log: str | None = None  # the run's log file: tool output and stack traces
+
+
+def product_result(
+    domain: str, product: str, status: dict[str, Any], seconds: float | None, current_version: str | None
+) -> ProductResult:
+    """A product's result from its status.json."""
+    return ProductResult(
+        domain,
+        product,
+        status["status"],
+        status.get("rows"),
+        seconds,
+        [CheckLine.from_status(c) for c in status.get("checks", [])],
+        list(status.get("blockers") or []),
+        status.get("error") or "",
+        current_version,
+    )
+
+
+def _count_cell(n: int, style: str) -> Text:
+    return Text(str(n), style=style if n else "dim")
+
+
+def summary_table(results: list[DomainResult]) -> Table:
+    table = Table(
+        title="mesh run",
+        caption="blocking failed: not published · warnings: published anyway · not run: after a blocking failure",
+    )
+    numeric = ("rows", "time (s)", "checks passed", "blocking failed", "warnings", "not run")
+    for column in ("domain", "product", "status", *numeric):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    for result in results:
+        for p in result.products:
+            table.add_row(
+                p.domain,
+                p.product,
+                p.status,
+                f"{p.rows:,}" if p.rows is not None else "-",
+                f"{p.seconds:.1f}" if p.seconds is not None else "-",
+                str(p.checks_passed),
+                _count_cell(p.checks_failed, "bold red"),
+                _count_cell(p.count(WARNING), "yellow"),
+                _count_cell(p.count(NOT_RUN), "yellow"),
+            )
+        if not result.products:
+            table.add_row(result.domain, "-", result.status, "-", f"{result.seconds:.1f}", "-", "-", "-", "-")
+    return table
+
+
+def product_reason(p: ProductResult) -> Text:
+    """Why a product's checks did not all pass, and what consumers read now, in one line."""
+    ref = f"{p.domain}.{p.product}"
+    kept = f"consumers keep version {p.current_version}" if p.current_version else "nothing is published yet"
+    if p.status == "failed_checks":
+        failed = p.checks_failed + len(p.other_blockers)
+        return Text.assemble((f"{ref} was not published", "bold red"), f": {failed} blocking check(s) failed; {kept}")
+    if p.status == "error":
+        return Text.assemble((f"{ref} failed", "bold red"), f": {p.error.splitlines()[0] if p.error else 'error'}")
+    warnings = p.count(WARNING)
+    return Text.assemble((ref, "bold"), f": {p.status}; {warnings} warning(s) did not block")
+
+
+def check_table(p: ProductResult) -> Table:
+    """The product's result table: every check with its severity, state and what was observed."""
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("check", "severity", "result", "observed"):
+        table.add_column(column, overflow="fold")
+    for c in p.checks:
+        state = c.state + (", blocks" if c.state == FAILED else ", did not block" if c.state == WARNING else "")
+        detail = c.detail.removeprefix(f"{NOT_RUN}: ") if c.state == NOT_RUN else c.detail
+        table.add_row(Text(c.name), c.severity, Text(state, style=STATE_STYLE[c.state]), Text(detail))
+    for blocker in p.other_blockers:
+        name, _, detail = blocker.partition(": ")
+        table.add_row(Text(name), "error", Text("failed, blocks", style=STATE_STYLE[FAILED]), Text(detail))
+    return table
+
+
+def product_reports(results: list[DomainResult]) -> Iterator[RenderableType]:
+    """For each product whose checks did not all pass: its reason and result table."""
+    for result in results:
+        for p in result.products:
+            if p.needs_report and p.status != "not run":
+                yield product_reason(p)
+                if p.checks or p.other_blockers:
+                    yield check_table(p)
+
+
+def domain_lines(result: DomainResult) -> Iterator[Text]:
+    """A domain that did not succeed: its status, its error (without a stack trace) and its log."""
+    if result.status == "success":
+        return
+    blocked = [p for p in result.products if p.status == "failed_checks"]
+    summary = f"{result.domain}: {result.status}"
+    if blocked and not result.error:
+        summary += f" ({len(blocked)} product(s) not published: blocking checks failed)"
+    yield Text(summary, style="bold red")
+    if result.error:
+        yield Text(result.error)
+    if result.log:
+        yield Text(f"(tool output and stack traces: {result.log})", style="dim")
