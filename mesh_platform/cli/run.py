@@ -6,20 +6,24 @@ import typer
 from rich.table import Table
 
 from mesh_platform.cli.common import err, fail, load_mesh, out
+from mesh_platform.mesh import Mesh
 from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
 from mesh_platform.run_scheduler import run_mesh
 from mesh_platform.warehouse import memory_limit
 
 
-def check_warehouse() -> None:
-    """MESH_WAREHOUSE's settings (for a server, that it answers) and DuckDB's memory limit, before
-    any run starts."""
-    if warehouse_kind() == "postgres":
-        PgWarehouse.from_env().check()
+def check_warehouse(mesh: Mesh) -> None:
+    """MESH_WAREHOUSE's settings and DuckDB's memory limit, before any run starts. For a server:
+    that it answers to an admin role, and every domain's governed views synced with the grants
+    (`mesh_platform.pg_warehouse.grants`)."""
     try:
         memory_limit()
     except ValueError as exc:
         fail(str(exc))
+    if warehouse_kind() == "postgres":
+        from mesh_platform.pg_warehouse.grants import sync_mesh
+
+        sync_mesh(mesh, PgWarehouse.from_env())
 
 
 def run(
@@ -40,7 +44,7 @@ def run(
     unknown = [d for d in domain or [] if d not in mesh.project.domain_names()]
     if unknown:
         fail(f"unknown domain(s) {', '.join(unknown)}; domains: {', '.join(mesh.project.domain_names())}")
-    check_warehouse()
+    check_warehouse(mesh)
     results = run_mesh(mesh, domain or None, lambda line: err.print(line, markup=False), jobs)
     table = Table(title="mesh run")
     for column in ("domain", "product", "status", "rows", "time (s)", "checks passed", "checks failed"):

@@ -120,7 +120,7 @@ def build_python_asset(
                     build = _build_product(con, asset_fn.name, result, folder)
                 else:
                     _write_result(con, asset_fn.name, result)
-                land_table(con, domain, asset_fn.name)
+                land_table(con, home, domain, asset_fn.name)
             except Exception as exc:
                 lineage.fail(f"{type(exc).__name__}: {exc}")
                 record_error(mesh, domain, asset_fn.name, run_id, exc, will_retry(exc, context.retry_number))

@@ -15,26 +15,26 @@ import duckdb
 from mesh_platform.governance.policies import quote
 from mesh_platform.governance.read import audit, authorize, create_governed_view, create_governed_view_pg
 from mesh_platform.mesh import Mesh
-from mesh_platform.pg_warehouse import (
-    PgWarehouse,
-    export_parquet,
-    land,
-    warehouse_kind,
-)
+from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
+from mesh_platform.pg_warehouse.grants import consumer_session
+from mesh_platform.pg_warehouse.roles import provision
+from mesh_platform.pg_warehouse.transfer import export_parquet, land
+from mesh_platform.project import MeshHome
 from mesh_platform.store import PARQUET, Build, point_view, staged_file
 from mesh_platform.warehouse import memory_limit, open_warehouse
 
 
 def governed_sources(mesh: Mesh, domain: str, refs: Sequence[str], run_id: str, via: str) -> list[dict[str, Any]]:
-    """The consumed products as governed views `"<producer>"."<product>"` in the domain's warehouse."""
+    """The consumed products as governed views `"<producer>"."<product>"` in the domain's warehouse.
+    On PostgreSQL the platform makes them in the domain's database for the domain's role, after
+    dropping those no longer granted (`consumer_session`)."""
     home = mesh.project.home
     key = home.masking_key()
     records = []
     with ExitStack() as stack:
         if warehouse_kind() == "postgres":
-            pg = PgWarehouse.from_env()
-            pg.ensure_database(domain)
-            con, create = stack.enter_context(pg.connect(domain)), create_governed_view_pg
+            con = stack.enter_context(consumer_session(mesh, domain, refs, key))
+            create = create_governed_view_pg
         else:
             con, create = stack.enter_context(open_warehouse(home, domain)), create_governed_view
         for ref in refs:
@@ -47,8 +47,8 @@ def governed_sources(mesh: Mesh, domain: str, refs: Sequence[str], run_id: str, 
 def dbt_target(mesh: Mesh, domain: str, staging: Path) -> tuple[str, dict[str, str]]:
     """The dbt target for this warehouse and the variables its profile output and the platform's
     `mesh_product` materialization (the step's `staging` folder) read."""
-    if warehouse_kind() == "postgres":
-        return "postgres", PgWarehouse.from_env().dbt_env(domain)
+    if warehouse_kind() == "postgres":  # the domain's own role
+        return "postgres", provision(PgWarehouse.from_env(), mesh.project.home, domain).dbt_env(domain)
     return "duckdb", {
         "MESH_DUCKDB_PATH": str(mesh.project.home.warehouse(domain)),
         "MESH_PRODUCT_STAGING": str(staging),
@@ -56,8 +56,9 @@ def dbt_target(mesh: Mesh, domain: str, staging: Path) -> tuple[str, dict[str, s
     }
 
 
-def land_table(con: duckdb.DuckDBPyConnection, domain: str, name: str) -> None:
-    """Write adapter: a table a Python asset built in DuckDB, into the domain's server warehouse."""
+def land_table(con: duckdb.DuckDBPyConnection, home: MeshHome, domain: str, name: str) -> None:
+    """Write adapter: a table a Python asset built in DuckDB, into the domain's server warehouse
+    (as the domain's role)."""
     if warehouse_kind() != "postgres":
         return  # the DuckDB file is the warehouse
     exists = con.execute(
@@ -65,9 +66,8 @@ def land_table(con: duckdb.DuckDBPyConnection, domain: str, name: str) -> None:
     ).fetchall()
     if not exists[0][0]:
         return  # the asset wrote no table of its own name
-    pg = PgWarehouse.from_env()
-    pg.ensure_database(domain)
-    with pg.connect(domain) as pcon:
+    login = provision(PgWarehouse.from_env(), home, domain)
+    with login.connect_arrow(domain) as pcon:
         land(con, f"main.{quote(name)}", pcon, name)
 
 
@@ -79,7 +79,7 @@ def built_products(
     build: the relation the checks read and the Parquet file in the staging `folder` it was built
     into. On DuckDB, dbt built product tables into those files (`dbt_runner.build_products_into_files`;
     a model it built as a table of its own has none); on PostgreSQL each table is exported into one
-    (the checks run in DuckDB whatever the warehouse)."""
+    (the checks run in DuckDB whatever the warehouse), as the domain's role."""
     home = mesh.project.home
     if warehouse_kind() != "postgres":
         with open_warehouse(home, domain) as con:
@@ -90,8 +90,8 @@ def built_products(
 
             yield con, built
         return
-    pg = PgWarehouse.from_env()
-    with pg.connect(domain) as pcon, duckdb.connect() as con:
+    login = provision(PgWarehouse.from_env(), home, domain)
+    with login.connect_arrow(domain) as pcon, duckdb.connect() as con:
         con.execute(f"set memory_limit = '{memory_limit()}'")
 
         def exported(name: str) -> Build:
