@@ -19,7 +19,8 @@ reaches another's product only through the governed read (`governed`):
 - publish: a built table is exported as Parquet (streamed, numeric as double) and audited and
   published by the same write-audit-publish as on DuckDB.
 
-Data moves as Arrow over ADBC (PostgreSQL's COPY binary protocol).
+Data moves as Arrow over ADBC (PostgreSQL's COPY binary protocol); the platform's own SQL goes through
+psycopg2, whose connections open in milliseconds.
 """
 
 from __future__ import annotations

@@ -23,10 +23,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from mesh_platform.governance.policies import literal, mask_expression, quote
 from mesh_platform.pg_warehouse import URL_ENV, WarehouseConfigError
 from mesh_platform.pg_warehouse.roles import PLATFORM_ROLE, PlatformSession
 from mesh_platform.pg_warehouse.transfer import BATCH_ROWS, ingest_and_swap
+from mesh_platform.warehouse import memory_limit
 
 if TYPE_CHECKING:
     from mesh_platform.governance.read import ReadGrant
@@ -87,10 +90,6 @@ def ensure_schema(cur: Any, schema: str) -> None:
 
 def load_copy(pg: PlatformSession, grant: ReadGrant, key: str) -> str:
     """The published version with its token columns as `mesh_published.<copy>`, loaded once."""
-    import duckdb
-
-    from mesh_platform.warehouse import memory_limit
-
     table = copy_name(grant, key)
     relation = f"{PUBLISHED_SCHEMA}.{quote(table)}"
     with pg.cursor() as cur:
