@@ -104,8 +104,9 @@ def warehouse_server() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def materialized_pg(warehouse_server: Any, tmp_path_factory: pytest.TempPathFactory) -> MaterializedMesh:
-    """The same mesh with MESH_WAREHOUSE=postgres: a role that may create databases (one per domain)."""
-    warehouse_server.create_role(PG_ROLE, PG_PASSWORD, "CREATEDB")
+    """The same mesh with MESH_WAREHOUSE=postgres, from an admin role that makes a role and a
+    database per domain."""
+    warehouse_server.create_role(PG_ROLE, PG_PASSWORD, "CREATEROLE", "CREATEDB")
     url = f"postgresql://{PG_ROLE}:{PG_PASSWORD}@{warehouse_server.host}:{warehouse_server.port}/postgres"
     mm = materialize(tmp_path_factory.mktemp("e2e_pg"), {"MESH_WAREHOUSE": "postgres", "MESH_WAREHOUSE_URL": url})
     mm.server = warehouse_server  # type: ignore[attr-defined]

@@ -5,21 +5,25 @@ from __future__ import annotations
 import typer
 
 from mesh_platform.cli.common import err, fail, invalid, load_mesh, out
+from mesh_platform.mesh import Mesh
 from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
 from mesh_platform.run_report import domain_lines, product_reports, summary_table
 from mesh_platform.run_scheduler import run_mesh
 from mesh_platform.warehouse import memory_limit
 
 
-def check_warehouse() -> None:
-    """MESH_WAREHOUSE's settings (for a server, that it answers) and DuckDB's memory limit, before
-    any run starts."""
-    if warehouse_kind() == "postgres":
-        PgWarehouse.from_env().check()
+def check_warehouse(mesh: Mesh) -> None:
+    """MESH_WAREHOUSE's settings and DuckDB's memory limit, before any run starts. For a server:
+    that it answers to an admin role, and every domain's governed views synced with the grants
+    (`mesh_platform.pg_warehouse.grants`)."""
     try:
         memory_limit()
     except ValueError as exc:
         fail(str(exc))
+    if warehouse_kind() == "postgres":
+        from mesh_platform.pg_warehouse.grants import sync_mesh
+
+        sync_mesh(mesh, PgWarehouse.from_env())
 
 
 def run(
@@ -42,7 +46,7 @@ def run(
     if unknown:
         names = ", ".join(repr(d) for d in unknown)
         invalid(f"unknown domain(s) {names}; domains: {', '.join(mesh.project.domain_names())}")
-    check_warehouse()
+    check_warehouse(mesh)
     results = run_mesh(mesh, domain or None, lambda line: err.print(line, markup=False), jobs)
     out.print(summary_table(results))
     for renderable in product_reports(results):

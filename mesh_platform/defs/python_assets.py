@@ -158,7 +158,7 @@ def build_python_asset(
                         build = _build_product(con, asset_fn.name, result, folder)
                     else:
                         _write_result(con, asset_fn.name, result)
-                    land_table(con, domain, asset_fn.name)
+                    land_table(con, home, domain, asset_fn.name)
                 except Exception as exc:
                     raise failed(exc) from exc
                 if product is None:

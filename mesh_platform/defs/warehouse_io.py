@@ -27,12 +27,11 @@ from mesh_platform.governance.read import (
 )
 from mesh_platform.governance.sandbox import Sandbox, open_sandboxed, open_sandboxed_memory
 from mesh_platform.mesh import Mesh
-from mesh_platform.pg_warehouse import (
-    PgWarehouse,
-    export_parquet,
-    land,
-    warehouse_kind,
-)
+from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
+from mesh_platform.pg_warehouse.grants import consumer_session
+from mesh_platform.pg_warehouse.roles import provision
+from mesh_platform.pg_warehouse.transfer import export_parquet, land
+from mesh_platform.project import MeshHome
 from mesh_platform.store import PARQUET, Build, ProductStore, point_view, staged_file
 from mesh_platform.warehouse import open_warehouse
 
@@ -87,10 +86,9 @@ def governed_sources(mesh: Mesh, domain: str, inputs: Sequence[Input], sandbox: 
     """The consumed products as views `"<producer>"."<product>"` in the domain's warehouse, where
     its dbt sources read them."""
     if warehouse_kind() == "postgres":
-        pg = PgWarehouse.from_env()
-        pg.ensure_database(domain)
+        # made in the domain's database for the domain's role, after dropping what is no longer granted
         key = mesh.project.home.masking_key()
-        with pg.connect(domain) as con:
+        with consumer_session(mesh, domain, [i.ref for i in inputs], key) as con:
             for i in inputs:
                 create_governed_view_pg(con, i.grant, key)
         return
@@ -101,8 +99,8 @@ def governed_sources(mesh: Mesh, domain: str, inputs: Sequence[Input], sandbox: 
 def dbt_target(mesh: Mesh, domain: str, staging: Path, sandbox: Sandbox) -> tuple[str, dict[str, str]]:
     """The dbt target for this warehouse and the variables its profile output, the sandbox plugin
     and the platform's `mesh_product` materialization (the step's `staging` folder) read."""
-    if warehouse_kind() == "postgres":
-        return "postgres", PgWarehouse.from_env().dbt_env(domain)
+    if warehouse_kind() == "postgres":  # the domain's own role
+        return "postgres", provision(PgWarehouse.from_env(), mesh.project.home, domain).dbt_env(domain)
     from mesh_platform.governance.sandbox import SANDBOX_ENV
 
     return "duckdb", {
@@ -113,8 +111,9 @@ def dbt_target(mesh: Mesh, domain: str, staging: Path, sandbox: Sandbox) -> tupl
     }
 
 
-def land_table(con: duckdb.DuckDBPyConnection, domain: str, name: str) -> None:
-    """Write adapter: a table a Python asset built in DuckDB, into the domain's server warehouse."""
+def land_table(con: duckdb.DuckDBPyConnection, home: MeshHome, domain: str, name: str) -> None:
+    """Write adapter: a table a Python asset built in DuckDB, into the domain's server warehouse
+    (as the domain's role)."""
     if warehouse_kind() != "postgres":
         return  # the DuckDB file is the warehouse
     exists = con.execute(
@@ -122,9 +121,8 @@ def land_table(con: duckdb.DuckDBPyConnection, domain: str, name: str) -> None:
     ).fetchall()
     if not exists[0][0]:
         return  # the asset wrote no table of its own name
-    pg = PgWarehouse.from_env()
-    pg.ensure_database(domain)
-    with pg.connect(domain) as pcon:
+    login = provision(PgWarehouse.from_env(), home, domain)
+    with login.connect_arrow(domain) as pcon:
         land(con, f"main.{quote(name)}", pcon, name)
 
 
@@ -136,7 +134,8 @@ def built_products(
     the product's build: the relation the checks read and the Parquet file in the staging `folder`
     it was built into. On DuckDB, dbt built product tables into those files
     (`dbt_runner.build_products_into_files`; a model it built as a table of its own has none); on
-    PostgreSQL each table is exported into one (the checks run in DuckDB whatever the warehouse)."""
+    PostgreSQL each table is exported into one, as the domain's role (the checks run in DuckDB
+    whatever the warehouse)."""
     home = mesh.project.home
     if warehouse_kind() != "postgres":
         with open_sandboxed(home, sandbox) as con:
@@ -147,8 +146,8 @@ def built_products(
 
             yield con, built
         return
-    pg = PgWarehouse.from_env()
-    with pg.connect(domain) as pcon, open_sandboxed_memory(sandbox) as con:
+    login = provision(PgWarehouse.from_env(), home, domain)
+    with login.connect_arrow(domain) as pcon, open_sandboxed_memory(sandbox) as con:
 
         def exported(name: str) -> Build:
             path = staged_file(folder, name)

@@ -20,7 +20,8 @@ from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.audit import audit_read
 from mesh_platform.governance.policies import Dialect, literal, mask_expression, quote
 from mesh_platform.mesh import Mesh
-from mesh_platform.pg_warehouse import create_view, drop_stale_versions, load_published, published_table
+from mesh_platform.pg_warehouse import governed as pg_governed
+from mesh_platform.pg_warehouse.roles import domain_role
 from mesh_platform.store import ProductStore, Published
 
 
@@ -101,13 +102,11 @@ def create_projection_view(con: duckdb.DuckDBPyConnection, grant: ReadGrant, pro
 
 
 def create_governed_view_pg(pg: Any, grant: ReadGrant, key: str) -> str:
-    """The same view in the consumer's PostgreSQL database, over the published version loaded there."""
-    published = grant.published
-    table = published_table(published.domain, published.product, published.version)
-    source = load_published(pg, table, published.path)
-    relation = create_view(pg, grant.producer.domain, grant.product.name, governed_sql(grant, key, source, "postgres"))
-    drop_stale_versions(pg, keep=table)
-    return relation
+    """The same view in the consumer's PostgreSQL database (on a platform session), owned by the
+    platform and readable by the consumer's role only, over the published version loaded there with
+    its tokens (`mesh_platform.pg_warehouse.governed`: the key never reaches the server)."""
+    copy = pg_governed.load_copy(pg, grant, key)
+    return pg_governed.create_view(pg, grant, copy, domain_role(grant.consumer)).relation
 
 
 def sees_raw_pii(grant: ReadGrant) -> bool:
