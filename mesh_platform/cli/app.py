@@ -20,7 +20,6 @@ from mesh_platform.cli import (
     run,
     seed,
     validate,
-    warm,
 )
 from mesh_platform.cli.common import fail
 from mesh_platform.instance import InstanceConfigError
@@ -46,7 +45,6 @@ for module in (
     new_product,
     export_contract,
     emit,
-    warm,
 ):
     module.register(app)
 
