@@ -9,7 +9,7 @@ each request forks a child that becomes the run worker: its own session, the req
 environment and working directory, its output in the run's log file, and Dagster's `dagster`
 console entry point called with the requested arguments. The server answers with the child's pid.
 
-The server exits when it has been idle for `MESH_RUN_WORKER_IDLE_S` seconds (default 600), when
+The server exits when it has been idle for `MESH_RUN_WORKER_IDLE_S` seconds (default 1800), when
 the installed packages change (a forked child would mix old and new modules), or when its socket
 or its instance's directory is removed. It is started on demand by the run launcher
 (`launcher.py`) and by `mesh run`, one per instance and interpreter; while one is starting,
@@ -57,7 +57,7 @@ PRELOAD = (
     "pydantic",
 )
 IDLE_ENV = "MESH_RUN_WORKER_IDLE_S"
-DEFAULT_IDLE_S = 600.0
+DEFAULT_IDLE_S = 1800.0
 START_TIMEOUT_S = 180.0  # a cold import on a busy 2-core machine
 TICK_S = 5.0
 SOCKETS = f"mesh-run-workers-{os.getuid()}"  # in the temp dir: a socket path must fit in 108 bytes
@@ -132,9 +132,12 @@ def _server_pid(paths: ServerPaths) -> int | None:
     try:
         pid = int(paths.suffixed(".pid").read_text())
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, ValueError, IndexError):
         return None
-    return pid if str(paths.socket).encode() in command else None
+    # an empty command line: the process is that instant between fork and exec (or a zombie)
+    ours = str(paths.socket).encode() in command or (not command and state != "Z")
+    return pid if ours else None
 
 
 def ensure_server(paths: ServerPaths, executable: str, wait: bool = True) -> None:
