@@ -37,7 +37,7 @@ WIDER = {
     "bigint": {"double"},
     "date": {"timestamp"},
 }
-MASK_RANK = {None: 0, "zip3": 1, "year": 1, "token": 2, "redact": 3, "null": 3}
+MASK_RANK = {None: 0, "zip3": 1, "year": 1, "token": 2, "redact": 3, "null": 4}
 NOT_NULL = "expect_column_values_to_not_be_null"
 
 

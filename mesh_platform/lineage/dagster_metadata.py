@@ -74,4 +74,4 @@ def with_column_lineage(
         return spec.replace_attributes(metadata={**spec.metadata, **lineage_metadata(asset, root)})
 
     parts.assets = [a.map_asset_specs(add) for a in parts.assets]
-    return columns.problems
+    return mesh.located(columns.problems)

@@ -75,7 +75,7 @@ def _role(column: exp.Column, root: exp.Expression) -> tuple[str, str]:
         if isinstance(parent, exp.ArgMax | exp.ArgMin) and key == "expression":
             return INDIRECT, SORT
         if isinstance(parent, exp.Order) and key == "expressions":
-            return INDIRECT, SORT
+            return INDIRECT, WINDOW if isinstance(parent.parent, exp.Window) else SORT
         if isinstance(parent, exp.Where | exp.Having | exp.Join):
             return INDIRECT, FILTER
         if isinstance(parent, exp.AggFunc):
