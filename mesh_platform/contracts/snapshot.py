@@ -15,13 +15,7 @@ def contract_snapshot(descriptor: Descriptor, product: Product) -> Snapshot:
         "product": f"{descriptor.domain}.{product.name}",
         "version": product.version,
         "columns": [
-            {
-                "name": c.name,
-                "type": c.type,
-                "description": c.description,
-                "classification": c.classification,
-                "mask": c.mask_policy,
-            }
+            {**c.model_dump(include={"name", "type", "description", "classification"}), "mask": c.mask_policy}
             for c in product.columns
         ],
         "expectations": [{"type": e.type, "kwargs": e.kwargs, "severity": e.severity} for e in product.expectations],
