@@ -8,6 +8,7 @@ import typer
 
 from mesh_platform.cli import (
     audit,
+    check_change,
     emit,
     export_contract,
     lineage,
@@ -39,6 +40,7 @@ for module in (
     products,
     read,
     lineage,
+    check_change,
     quarantine,
     audit,
     prepare,

@@ -268,10 +268,12 @@ def build_dbt_assets(
                 context.job_name,
                 descriptor.product(names[key]),
                 context.retry_number,
+                context.assets_def.metadata_by_key.get(key),
             )
             for uid, (key, _) in outputs.items()
         }
         for run in lineage.values():
+            run.inputs_read([i.grant for i in inputs])
             run.start()
         dbt_run = DbtEvents(success=False, errors=[])
         held: dict[dg.AssetKey, dg.Output] = {}

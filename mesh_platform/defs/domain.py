@@ -15,12 +15,14 @@ from types import ModuleType
 
 import dagster as dg
 
+from mesh_platform.contracts.load_gate import version_gate
 from mesh_platform.defs.publish import alert
 from mesh_platform.defs.python_assets import build_python_asset
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 from mesh_platform.governance.bypass import dbt_bypasses, python_bypasses
 from mesh_platform.governance.code_scan import landing_claims, scan_domain
+from mesh_platform.lineage.dagster_metadata import with_column_lineage
 from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.freshness import freshness_sensor
 from mesh_platform.orchestration.landing import landing_sensor
@@ -230,6 +232,8 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                     domain=domain,
                 )
             )
+    if not problems:  # column lineage on the specs, and the version gate (mesh_platform.lineage, .contracts)
+        problems += with_column_lineage(mesh, descriptor, fns, parts) + version_gate(mesh, descriptor)
     if problems:
         raise MeshDefinitionError(problems)
 

@@ -122,6 +122,7 @@ def build_python_asset(
             context.job_name,
             product,
             context.retry_number,
+            context.assets_def.metadata_by_key.get(spec.key),
         )
         lineage.start()
         home = mesh.project.home
@@ -138,6 +139,7 @@ def build_python_asset(
                 inputs = prepare_inputs(mesh, domain, consumed, run_id, via, in_duckdb=True)
             except Exception as exc:
                 raise failed(exc) from exc
+            lineage.inputs_read([i.grant for i in inputs])
             sandbox = step_sandbox(mesh, domain, folder, inputs, landing)
             with open_sandboxed(home, sandbox) as con:
                 ctx = AssetContext(
