@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -153,25 +154,27 @@ class _ArrowBatches:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str]) -> None:
         self.con, self.table, self.columns = con, table, list(columns)
-        self.rows: dict[str, list] = {c: [] for c in self.columns}
+        self.rows: list[tuple] = []
 
-    def add(self, values: Sequence[object]) -> None:
-        for column, value in zip(self.columns, values, strict=True):
-            self.rows[column].append(value)
-        if len(self.rows[self.columns[0]]) >= BATCH_LINES:
+    def add(self, values: tuple) -> None:
+        self.rows.append(values)
+        if len(self.rows) >= BATCH_LINES:
             self.flush()
 
     def flush(self) -> None:
-        if not self.rows[self.columns[0]]:
+        if not self.rows:
             return
         types = {"_source_line": pa.int64()}
-        batch = pa.table({c: pa.array(v, type=types.get(c, pa.string())) for c, v in self.rows.items()})
-        self.con.register("_mesh_careful_batch", batch)
+        arrays = [
+            pa.array(v, type=types.get(c, pa.string()))
+            for c, v in zip(self.columns, zip(*self.rows, strict=False), strict=True)
+        ]
+        self.con.register("_mesh_careful_batch", pa.table(dict(zip(self.columns, arrays, strict=True))))
         try:
             self.con.execute(f"insert into {self.table} by name select * from _mesh_careful_batch")
         finally:
             self.con.unregister("_mesh_careful_batch")
-        self.rows = {c: [] for c in self.columns}
+        self.rows = []
 
 
 # --- JSON lines ---------------------------------------------------------------------------------
@@ -227,6 +230,8 @@ def stage_lines(ctx: AssetContext, files: Sequence[Path], table: str, classify: 
     careful = [p for p in files if p not in fast or read.get(rels[p], 0) != scans[p].lines]
     if not careful:
         return
+    if ctx.log is not None:
+        ctx.log.info(f"reading line by line (DuckDB's reader did not read each line as a row): {len(careful)} file(s)")
     names = ", ".join(literal(rels[p]) for p in careful)
     con.execute(f"delete from {table} where _source_file in ({names})")
     con.execute(f"create or replace temp table _mesh_careful_lines ({LINE_COLUMNS})")
@@ -279,39 +284,65 @@ def check_header(ctx: AssetContext, path: Path, rel: str, expected: Sequence[str
     )
 
 
-def _csv_fields(raw: bytes, size: int, width: int) -> tuple[list[str | None] | None, str | None]:
-    """(values, None) for a line that is one record of `width` fields, else (None, its defect)."""
-    text, defect = _line_text(raw, size)
-    if text is None:
-        return None, defect
-    if "\x00" in text or "\r" in text:
-        return None, "control_character"
-    try:
-        fields = next(csv.reader([text], strict=True), [])
-    except csv.Error:
-        return None, "malformed_row"
-    if len(fields) != width:
-        return None, "wrong_field_count"
-    return [f if f != "" else None for f in fields], None
+def csv_records(texts: Sequence[str]) -> Iterator[list[str] | None]:
+    """Each text parsed as one CSV record (its fields), or None where it is not one: a quoting
+    error, or a quoted field that does not close on its line. One reader runs over the texts (a
+    reader per line costs more than the parsing); where a record took more than its own line, it
+    is None and a new reader starts on the next text."""
+    start = 0
+    while start < len(texts):
+        handed = start  # the index of the next text the reader takes
+
+        def feed() -> Iterator[str]:
+            nonlocal handed
+            while handed < len(texts):
+                handed += 1
+                yield texts[handed - 1]
+
+        reader = csv.reader(feed(), strict=True)
+        while True:
+            first = handed
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:
+                fields = None
+            if fields is None or handed - first > 1:
+                yield None
+                start = first + 1
+                break
+            yield fields
 
 
 def careful_csv_rows(con: duckdb.DuckDBPyConnection, path: Path, rel: str, columns: Sequence[str], table: str) -> None:
     """Create temp table `table` with every line after the header of CSV `path`, read in Python: a
-    line that is one record has its values (empty = null), any other its `_defect` and `_record`."""
+    line that is one record of the header's width has its values (empty = null), any other its
+    `_defect` and `_record`."""
     names = ["_source_file", "_source_line", "_defect", "_record", *columns]
     con.execute(
         f"create or replace temp table {table} (_source_file varchar, _source_line bigint, "
         f"_defect varchar, _record varchar, {', '.join(f'{quote(c)} varchar' for c in columns)})"
     )
-    batches = _ArrowBatches(con, table, names)
-    for number, raw, size in split_lines(path):
-        if number == 1:
-            continue
-        values, defect = _csv_fields(raw, size, len(columns))
-        if values is None:
-            batches.add((rel, number, defect, raw_record(raw, size), *([None] * len(columns))))
-        else:
-            batches.add((rel, number, None, None, *values))
+    batches, nulls, width = _ArrowBatches(con, table, names), [None] * len(columns), len(columns)
+    lines = split_lines(path)
+    next(lines, None)  # the header
+    while chunk := list(itertools.islice(lines, BATCH_LINES)):
+        texts: list[tuple[int, str, bytes, int]] = []
+        for number, raw, size in chunk:
+            text, defect = _line_text(raw, size)
+            if text is not None and ("\x00" in text or "\r" in text):
+                defect = "control_character"
+            if defect:
+                batches.add((rel, number, defect, raw_record(raw, size), *nulls))
+            else:
+                texts.append((number, text, raw, size))  # type: ignore[arg-type]
+        for (number, _, raw, size), fields in zip(texts, csv_records([t[1] for t in texts]), strict=True):
+            if fields is None or len(fields) != width:
+                defect = "malformed_row" if fields is None else "wrong_field_count"
+                batches.add((rel, number, defect, raw_record(raw, size), *nulls))
+            else:
+                batches.add((rel, number, None, None, *[f if f != "" else None for f in fields]))
     batches.flush()
 
 
@@ -418,6 +449,8 @@ def ingest_csv(
         except duckdb.InvalidInputException:  # a file the reader gives up on (e.g. mixed line endings)
             read_whole = False
     if not read_whole:  # some line was not read as itself: every line again, in Python
+        if ctx.log is not None:
+            ctx.log.info(f"{rel}: DuckDB's reader did not read every line as one row; reading it line by line")
         careful_csv_rows(con, path, rel, list(columns), "_mesh_careful_rows")
         source = "select * from _mesh_careful_rows"
         con.execute(

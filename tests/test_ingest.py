@@ -258,6 +258,12 @@ def test_a_redelivered_event_with_another_payload_is_quarantined_with_both_locat
     again = batch("b3.jsonl", (changed, _event("E1")))  # the conflict redelivered: quarantined again, not stored
     assert (again.loaded, again.quarantined) == (1, {"conflicting_duplicate": 1})
 
+    completed = json.dumps({**json.loads(_event("E4", event_type="completed")), "scheduled_for": None})
+    batch("b4.jsonl", (completed,))
+    redelivered = batch("b5.jsonl", (completed, completed))  # a null field equals a null field
+    assert (redelivered.loaded, redelivered.quarantined) == (2, {})
+    assert con.execute("select count(*) from main.appointment_events").fetchone() == (4,)
+
 
 # --- whatever bytes a CSV extract holds ---------------------------------------------------------
 
