@@ -245,8 +245,9 @@ def stage_lines(ctx: AssetContext, files: Sequence[Path], table: str, classify: 
 
 
 def _shown(names: Sequence[str], most: int = 40) -> str:
-    """Column names for a message: each printable and short, at most `most` of them."""
-    shown = [n if n.isprintable() and len(n) <= 64 else repr(n[:64]) for n in names[:most]]
+    """Column names for a message, at most `most` of them: quoted unless printable, short and
+    without spaces around them."""
+    shown = [n if n.isprintable() and n == n.strip() and len(n) <= 64 else repr(n[:64]) for n in names[:most]]
     return ", ".join(shown) + (f", … ({len(names)} columns)" if len(names) > most else "")
 
 

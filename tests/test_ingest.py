@@ -364,6 +364,7 @@ def test_csv_values_keep_their_text_and_a_bom_is_no_part_of_the_header(doses) ->
         (DOSES_HEADER.replace(b"dose_id,patient_id", b"patient_id,dose_id"), "the same columns in another order"),
         (DOSES_HEADER.replace(b"dose_id", b"Dose_ID"), "missing: dose_id; unexpected: Dose_ID"),
         (DOSES_HEADER.replace(b"site_id", b"site\xff_id"), "unexpected: site\\xff_id"),
+        (DOSES_HEADER + b" ", "missing: administered_at; unexpected: 'administered_at '"),
         (b"", "Found: (none)"),
     ],
 )
