@@ -10,6 +10,7 @@ from mesh_platform.cli import (
     audit,
     emit,
     export_contract,
+    import_contract,
     lineage,
     new_domain,
     new_product,
@@ -45,6 +46,7 @@ for module in (
     new_domain,
     new_product,
     export_contract,
+    import_contract,
     emit,
     warm,
 ):
