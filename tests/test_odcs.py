@@ -478,3 +478,27 @@ def test_import_contract_cli_exit_status_and_one_line_errors(tmp_path: Path) -> 
     assert proc.stderr.count("\n") == 1
     proc = run_mesh_cli("import-contract", str(tmp_path / "missing.yaml"), env=env, cwd=root)
     assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_a_new_product_in_a_dbt_domain_is_a_dbt_model_with_its_contract(project: Path, tmp_path: Path) -> None:
+    doc = export(_mesh(project), "patients.patient_consent")
+    doc["schema"][0]["name"], doc["id"] = "consent_copy", "patients.consent_copy"
+    doc["name"] = doc["dataProduct"] = "consent_copy"
+    contracted = read_contract(_write(tmp_path / "c.yaml", doc), "c.yaml")
+    imported = import_contract(_mesh(project), contracted, "c.yaml")
+    marts = "dbt_projects/patients/models/marts"
+    assert imported.action == "created" and imported.created == [
+        f"{marts}/consent_copy.sql",
+        f"{marts}/consent_copy.yml",
+    ]
+    manifest = json.loads((project / "dbt_projects/patients/target/manifest.json").read_text())
+    model = manifest["nodes"]["model.patients.consent_copy"]
+    assert model["config"]["contract"]["enforced"] is True
+    assert {c: v["data_type"] for c, v in model["columns"].items()} == {
+        "patient_id": "text",
+        "consent_research": "boolean",
+        "consent_marketing": "boolean",
+        "recorded_at": "timestamp",
+    }
+    assert _problems(project) == []
+    assert semantic(export(_mesh(project), "patients.consent_copy")) == semantic(doc)
