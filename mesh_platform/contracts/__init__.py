@@ -1,3 +1,1 @@
-"""Products' contracts as Open Data Contract Standard (ODCS) 3.x documents: `odcs_export` writes a
-product's contract, `odcs_import` reads one into a descriptor entry, `odcs_quality` maps Great
-Expectations expectations to ODCS quality rules and back."""
+"""Product contracts over time: snapshots, the changes between two, and the consumer-aware gate."""

@@ -75,6 +75,10 @@ LOGICAL_TYPES = {
 }
 LOGICAL_OF = {"string": "string", "integer": "integer", "bigint": "integer", "double": "number"}
 CLASSIFICATIONS = ("public", "internal", "pii")
+DEFAULT_VERSION = "1.0"
+# what a contract says about a product and its columns; the rest of an entry is kept on update
+CONTRACT_FIELDS = frozenset({"description", "value", "columns", "expectations", "freshness", "access", "version"})
+COLUMN_FIELDS = frozenset({"name", "type", "description", "classification", "mask"})
 LATENCY_UNITS = {"m": "m", "min": "m", "minute": "m", "minutes": "m", "h": "h", "hr": "h", "hour": "h", "hours": "h"}
 LATENCY_UNITS |= {"d": "d", "day": "d", "days": "d"}
 
@@ -315,8 +319,10 @@ def from_odcs(doc: OpenDataContractStandard) -> ContractedProduct:
         raise ContractError("schema[0].description", "missing: what the product is (or description.usage)")
     semver = re.match(r"^(\d+)\.(\d+)(\.\d+)?$", doc.version or "")
     version = f"{semver.group(1)}.{semver.group(2)}" if semver else None
-    # the descriptor's optional `version` (MAJOR.MINOR), where the descriptor has that field
-    versioned = {"version": version} if version and "version" in Product.model_fields else {}
+    # the descriptor's optional `version` (MAJOR.MINOR), where the descriptor has that field; a product
+    # without one is exported as 1.0.0, so 1.0 is no version
+    declared = version not in (None, DEFAULT_VERSION) and "version" in Product.model_fields
+    versioned = {"version": version} if declared else {}
     try:
         product = Product(
             **versioned,
@@ -414,6 +420,26 @@ def _key(expectation: Expectation) -> str:
     return json.dumps(expectation.model_dump(), sort_keys=True, default=str)
 
 
+def _merged(existing: Product, contracted: Product) -> Product:
+    """`contracted` over `existing`: what the contract says replaces what the entry said; what a contract
+    cannot say (an owner of its own, declared column lineage, any other field) stays as the entry had it."""
+    data, new = existing.model_dump(), contracted.model_dump()
+    for key in CONTRACT_FIELDS & new.keys():
+        if not (key == "version" and new[key] is None and data.get(key) == DEFAULT_VERSION):
+            data[key] = new[key]
+    before = {c["name"]: c for c in existing.model_dump()["columns"]}
+    data["columns"] = [
+        {
+            **{k: v for k, v in before.get(c["name"], {}).items() if k not in COLUMN_FIELDS},
+            **{k: c[k] for k in COLUMN_FIELDS},
+        }
+        for c in new["columns"]
+    ]
+    if sorted(map(_key, contracted.expectations)) == sorted(map(_key, existing.expectations)):
+        data["expectations"] = existing.model_dump()["expectations"]  # the same rules: the file's order
+    return Product.model_validate(data)
+
+
 def _with_suites(mesh: Any, contracted: ContractedProduct, notes: list[str]) -> Product:
     """The product with the rules of code suites the domain's code does not define as expectations."""
     product = contracted.product
@@ -476,9 +502,7 @@ def import_contract(mesh: Any, contracted: ContractedProduct, source: str) -> Im
                 f"{contracted.ref} is owned by {current}; the contract names {owner}: importing it would "
                 "overwrite another team's product and change its owner"
             )
-        product = product.model_copy(update={"owner": existing.owner})
-        if sorted(map(_key, product.expectations)) == sorted(map(_key, existing.expectations)):
-            product = product.model_copy(update={"expectations": existing.expectations})  # the file's order
+        product = _merged(existing, product)
         if product == existing:
             return Imported(contracted.ref, "unchanged", notes=notes)
         text = _replace_entry(mesh, descriptor, product)

@@ -53,7 +53,9 @@ LINE = 104  # the SQL sits 8 spaces deep in the generated code; ruff allows 120
 
 
 def _flow(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 20).strip()
+    """`value` as YAML on one line (a scalar, or a flow collection)."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 20)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
 def _text(key: str, text: str, indent: str) -> str:
@@ -68,27 +70,22 @@ def _text(key: str, text: str, indent: str) -> str:
 
 
 def product_entry(product: Product) -> str:
-    """The product's block under `products:` in domain.yaml (list items indented by two spaces)."""
-    out = f"  - name: {product.name}\n"
-    out += _text("description", product.description, "    ")
-    out += _text("value", product.value, "    ")
-    if product.owner:
-        out += f"    owner: {yaml_scalar(product.owner)}\n"
-    if product.freshness:
-        out += f"    freshness: {product.freshness}\n"
-    out += "    columns:\n"
-    for column in product.columns:
-        data = {"name": column.name, "type": column.type, "description": column.description}
-        data |= {"classification": column.classification} | ({"mask": column.mask} if column.mask else {})
-        out += f"      - {_flow(data)}\n"
-    if product.expectations:
-        out += "    expectations:\n"
-        for e in product.expectations:
-            out += f"      - {_flow({'type': e.type, 'kwargs': dict(e.kwargs), 'severity': e.severity})}\n"
+    """The product's block under `products:` in domain.yaml (list items indented by two spaces), with
+    every field it sets: columns and expectations one flow mapping per line, as the descriptors have them."""
+    data = product.model_dump(exclude_none=True)
+    out = f"  - name: {data.pop('name')}\n"
+    out += _text("description", data.pop("description"), "    ")
+    out += _text("value", data.pop("value"), "    ")
+    columns, expectations, access = data.pop("columns"), data.pop("expectations"), data.pop("access")
+    for key, value in data.items():  # owner, version, freshness, and whatever else the product sets
+        out += f"    {key}: {_flow(value)}\n"
+    out += "    columns:\n" + "".join(f"      - {_flow(column)}\n" for column in columns)
+    if expectations:
+        out += "    expectations:\n" + "".join(f"      - {_flow(e)}\n" for e in expectations)
     out += "    access:\n"
-    out += f"      consumers: {_flow(list(product.access.consumers))}\n"
-    if product.access.pii_readers:
-        out += f"      pii_readers: {_flow(list(product.access.pii_readers))}\n"
+    out += f"      consumers: {_flow(access['consumers'])}\n"
+    if access["pii_readers"]:
+        out += f"      pii_readers: {_flow(access['pii_readers'])}\n"
     return out
 
 
