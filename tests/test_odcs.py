@@ -25,7 +25,7 @@ from mesh_platform.contracts.odcs_import import (
     read_contract,
 )
 from mesh_platform.contracts.odcs_quality import OBJECT, GxRule, from_quality, to_quality
-from mesh_platform.descriptor.model import Product
+from mesh_platform.descriptor.model import Column, Product
 from mesh_platform.mesh import Mesh
 from tests.conftest import ROOT, copy_project, mesh_env, run_mesh_cli
 from tests.test_selfserve import _mesh, _problems, same_product
@@ -502,3 +502,33 @@ def test_a_new_product_in_a_dbt_domain_is_a_dbt_model_with_its_contract(project:
     }
     assert _problems(project) == []
     assert semantic(export(_mesh(project), "patients.consent_copy")) == semantic(doc)
+
+
+@pytest.mark.skipif("version" not in Product.model_fields, reason="the descriptor declares no product versions")
+def test_the_products_version_is_the_contracts_and_back(project: Path, tmp_path: Path) -> None:
+    doc = export(_mesh(project), "pharmacy.sites")
+    assert doc["version"] == "1.0.0"  # a product without a version is at 1.0
+    doc |= {"domain": "site_registry", "id": "site_registry.sites", "version": "2.1.0"}
+    import_contract(_mesh(project), read_contract(_write(tmp_path / "s.yaml", doc), "s.yaml"), "s.yaml")
+    assert _mesh(project).descriptors["site_registry"].product("sites").version == "2.1"
+    assert 'version: "2.1"' in (project / "domains/site_registry/domain.yaml").read_text().replace("'", '"')
+    assert export(_mesh(project), "site_registry.sites")["version"] == "2.1.0"
+    # the owner's own export, imported again, changes nothing (1.0.0 is a product without a version)
+    own = export(_mesh(project), "pharmacy.vaccine_stock")
+    contracted = read_contract(_write(tmp_path / "v.yaml", own), "v.yaml")
+    assert import_contract(_mesh(project), contracted, "v.yaml").action == "unchanged"
+
+
+@pytest.mark.skipif("derived_from" not in Column.model_fields, reason="the descriptor declares no column lineage")
+def test_an_update_keeps_what_a_contract_cannot_say(project: Path, tmp_path: Path) -> None:
+    path = project / "domains/site_operations/domain.yaml"
+    declared = "{name: site_id, type: string, description: Site identifier, classification: public}"
+    lineage = declared[:-1] + ", derived_from: [pharmacy.sites.site_id]}"
+    path.write_text(path.read_text().replace(declared, lineage))
+    doc = export(_mesh(project), "site_operations.site_daily_capacity")
+    doc["description"]["purpose"] = "Decides staffing per site and day."
+    imported = import_contract(_mesh(project), read_contract(_write(tmp_path / "c.yaml", doc), "c.yaml"), "c.yaml")
+    assert imported.action == "updated"
+    product = _mesh(project).descriptors["site_operations"].product("site_daily_capacity")
+    assert product.value == "Decides staffing per site and day."
+    assert product.column("site_id").derived_from == ["pharmacy.sites.site_id"]
