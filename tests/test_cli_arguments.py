@@ -60,6 +60,7 @@ HOSTILE: list[tuple[list[str], dict[str, str], str]] = [
     (["new-product", "pharmacy", "group"], {}, "reserved SQL word"),
     (["new-product", "pharmacy", "fresh", "--kind", "[/]"], {}, "--kind"),
     (["export-contract", "[/]"], {}, "'[/]'"),
+    (["import-contract", "[/]"], {}, "'[/]'"),
     (["emit", "--interval", "nan"], {}, "--interval"),
     (["emit", "--interval", "inf"], {}, "--interval"),
     (["emit", "--interval", "-1"], {}, "--interval"),

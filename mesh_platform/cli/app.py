@@ -11,6 +11,7 @@ from mesh_platform.cli import (
     check_change,
     emit,
     export_contract,
+    import_contract,
     lineage,
     new_domain,
     new_product,
@@ -47,6 +48,7 @@ for module in (
     new_domain,
     new_product,
     export_contract,
+    import_contract,
     emit,
     warm,
 ):

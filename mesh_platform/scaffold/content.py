@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Protocol
 
 from mesh_platform.scaffold.render import render
+
+
+class ProductContent(Protocol):
+    """What a scaffold writes for a product: its descriptor entry and the code that builds it."""
+
+    def descriptor_entry(self) -> str: ...
+
+    def python_function(self) -> str: ...
+
+    def dbt_model(self) -> tuple[str, str]: ...
 
 
 @dataclass(frozen=True)
