@@ -94,7 +94,7 @@ def staged_file(folder: Path, name: str) -> Path:
 def build_into(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     """Write the rows of `query` (a SELECT, which may end in a comment or a semicolon) to the Parquet
     file `path`, in the store's format."""
-    con.execute(f"copy (\n{query.strip().removesuffix(';')}\n) to '{path}' ({PARQUET})")
+    con.execute(f"copy (\n{query.strip().removesuffix(';')}\n) to {literal(str(path))} ({PARQUET})")
 
 
 def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> str:
@@ -108,7 +108,7 @@ def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> s
     ).fetchall()
     if kind and kind[0][0] != "VIEW":
         con.execute(f"drop table {relation}")
-    con.execute(f"create or replace view {relation} as select * from read_parquet('{path}')")
+    con.execute(f"create or replace view {relation} as select * from read_parquet({literal(str(path))})")
     return relation
 
 
