@@ -44,6 +44,7 @@ HOSTILE: list[tuple[list[str], dict[str, str], str]] = [
     (["read", "[/]", "--as", "site_operations"], {}, "'[/]'"),
     (["read", "pharmacy.sites"], {}, "--as"),
     (["lineage", "--format", "[/]"], {}, "'[/]'"),
+    (["check-change", "--base", "[/]"], {}, "not a git checkout"),  # a copy without .git
     (["quarantine", "[/]"], {}, "'[/]'"),
     (["quarantine", "--as", "[bold]x"], {}, "'[bold]x'"),
     (["quarantine", "--limit", "-1"], {}, "--limit"),
