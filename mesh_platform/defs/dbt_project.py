@@ -218,9 +218,10 @@ def parse_for_step(project_dir: Path, profiles_dir: Path, domain: str, target: s
 
 
 def prepare_project(project_dir: Path, profiles_dir: Path, domain: str) -> None:
-    """Parse for every warehouse target ahead of time (`mesh prepare`), so the first definitions
-    load and the first step of each target find their parse done."""
-    definitions_manifest(project_dir, profiles_dir, domain)
-    for target in TARGETS[1:]:
-        with parse_lock(project_dir):
-            parse(project_dir, profiles_dir, domain, target, write_json=False)
+    """Parse for every warehouse target ahead of time (`mesh prepare`), so that the first definitions
+    load and the first step of each target find dbt's parse done (its partial-parsing state too)."""
+    with parse_lock(project_dir):
+        current = fingerprint(project_dir, profiles_dir)
+        for target in TARGETS:
+            parse(project_dir, profiles_dir, domain, target, write_json=target == "duckdb")
+        _stamp(project_dir, current)
