@@ -5,6 +5,7 @@ runs that parse, and product models are built into the file the platform publish
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -150,6 +151,10 @@ def test_a_step_parses_only_what_changed_and_builds_what_is_on_disk(step: Step) 
     assert step.run("macro_edit")[0] == "partial"
     assert step.rows("select distinct greeting from accounts") == [("bonjour",)]
     assert step.run("unchanged")[0] == "skipped"
+    # nor does a project moved elsewhere (a copy, an image built in another folder)
+    moved = step.project.parent / "moved" / DOMAIN
+    shutil.copytree(step.project, moved)
+    assert parse_for_step(moved, PROFILES, DOMAIN, "duckdb", step.home.path / "moved-logs").mode == "skipped"
 
 
 def test_definitions_read_a_manifest_parsed_again_only_when_a_file_changed(step: Step) -> None:

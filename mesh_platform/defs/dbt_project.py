@@ -43,7 +43,7 @@ LOCK = Path("target") / ".mesh_parse.lock"
 # folders of a project that dbt writes, not reads
 GENERATED = {"target", "logs", "dbt_packages"}
 # bumped when what a parse is given changes, so that manifests made the old way are parsed again
-PARSE_SCHEME = "2"
+PARSE_SCHEME = "3"
 
 
 class DbtParseError(Exception):
@@ -56,12 +56,13 @@ def target_path(target: str) -> Path:
     return Path("target") if target == "duckdb" else Path("target") / target
 
 
-def parse_env(project_dir: Path, domain: str, target: str) -> dict[str, str]:
+def parse_env(domain: str, target: str) -> dict[str, str]:
     """The values the profile is rendered with for a parse: the same for every parse of a project,
-    so dbt's partial parsing holds. Relations are named by catalog, which is the domain's name on
-    both warehouses (its `<domain>.duckdb` file, its database)."""
+    wherever the project and MESH_HOME are, so dbt's partial parsing holds. Relations are named by
+    catalog, which is the domain's name on both warehouses (its `<domain>.duckdb` file, its
+    database); a parse opens no connection, so the file named here is never opened."""
     if target == "duckdb":
-        return {"MESH_DUCKDB_PATH": str(project_dir / "target" / f"{domain}.duckdb"), "MESH_SANDBOX": ""}
+        return {"MESH_DUCKDB_PATH": f"{domain}.duckdb", "MESH_SANDBOX": ""}
     return {"MESH_PG_HOST": "127.0.0.1", "MESH_PG_PORT": "5432", "MESH_PG_USER": "mesh", "MESH_PG_DBNAME": domain}
 
 
@@ -173,7 +174,7 @@ def parse(
     if log_dir is not None:
         args += ["--log-path", str(log_dir)]
     mode = _ParseMode()
-    with environment(parse_env(project_dir, domain, target)):
+    with environment(parse_env(domain, target)):
         result = dbtRunner(callbacks=[mode.observe]).invoke(args)
     if not result.success:
         detail = str(result.exception or "dbt parse failed").strip()
