@@ -12,9 +12,9 @@ behaviour it relies on; when that test fails, fix or delete the case, do not sil
   match_regex` and its five relatives raise on DuckDB; the six GX metric modules that use the helper
   get one that answers DuckDB with `regexp_matches`. Gain: a product with a regex expectation keeps
   its checks in DuckDB instead of GX's pandas path: for a 10M-row patient_accounts-like product
-  (its four expectations, one a regex, and the schema contract), GX in DuckDB took 23 s and 1.2 GB
-  peak against 121 s and 7.7 GB for GX's pandas path, on 2 cores under a load average of 6-10
-  (`docs/measure_gx_regex.py`). Alarm: `tests/test_upstream.py` (GX still lacks DuckDB regex;
+  (its four expectations, one a regex, and the schema contract), GX in DuckDB took 9.1 s and 1.1 GB
+  peak against 35.5 s and 7.7 GB for GX's pandas path, on 2 cores at a load average of 4-4.4 (23 s
+  against 121 s at a load of 6-10; `docs/measure_gx_regex.py`). Alarm: `tests/test_upstream.py` (GX still lacks DuckDB regex;
   exactly these six modules import the helper, by name; its signature).
 
 Not here, because a public route exists: GX's DuckDB cursor reset (GX issue #10738) is avoided
