@@ -14,8 +14,9 @@ behaviour it relies on; when that test fails, fix or delete the case, do not sil
   its checks in DuckDB instead of GX's pandas path: for a 10M-row patient_accounts-like product
   (its four expectations, one a regex, and the schema contract), GX in DuckDB took 9.1 s and 1.1 GB
   peak against 35.5 s and 7.7 GB for GX's pandas path, on 2 cores at a load average of 4-4.4 (23 s
-  against 121 s at a load of 6-10; `docs/measure_gx_regex.py`). Alarm: `tests/test_upstream.py` (GX still lacks DuckDB regex;
-  exactly these six modules import the helper, by name; its signature).
+  against 121 s at a load of 6-10; `docs/measure_gx_regex.py`). Alarm: `tests/test_upstream.py`
+  (GX still lacks DuckDB regex; exactly these six modules import the helper, by name; its
+  signature).
 
 Not here, because a public route exists: GX's DuckDB cursor reset (GX issue #10738) is avoided
 with SQLAlchemy's public `creator` hook (`checks.gx_duckdb.AutocommitConnection`), and
