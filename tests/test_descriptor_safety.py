@@ -264,9 +264,6 @@ def test_a_dbt_source_name_dagster_cannot_use_is_a_validate_problem(project: Pat
         + '  - name: patient_360\n    schema: main\n    tables:\n      - name: "raw visits"\n        identifier: raw\n'
     )
     (dbt / "visits_stage.sql").write_text("select 1 as x from {{ source('patient_360', 'raw visits') }}\n")
-    from mesh_platform.defs.dbt_runner import prepare_project  # what `mesh prepare` runs, for this project only
-
-    prepare_project(project / "dbt_projects" / "patient_360", project / "dbt_projects", "patient_360")
     proc = run_mesh_cli("validate", "--json", env=mesh_env(project, tmp_path / "home"), cwd=project)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     problems = [p for p in json.loads(proc.stdout)["problems"] if p["rule"] == "asset-key-name"]

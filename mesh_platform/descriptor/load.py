@@ -391,22 +391,3 @@ def read_yaml(path: Path, rel: str, what: str) -> YamlDocument:
         last = text.count("\n") + 1
         return YamlDocument(None, [replace(p, line=min(p.line or 1, last)) for p in problems], node)
     return YamlDocument(data, [], node)
-
-
-_parsed: dict[tuple[str, str], tuple[int, int, LoadedDescriptor]] = {}
-
-
-def load_descriptor(path: Path, rel: str) -> LoadedDescriptor:
-    """`read_descriptor`, except that a file unchanged since this process last read it (same size
-    and modification time) is not read again."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return read_descriptor(path, rel)
-    key = (str(path), rel)
-    cached = _parsed.get(key)
-    if cached is None or cached[:2] != (stat.st_mtime_ns, stat.st_size):
-        cached = _parsed[key] = (stat.st_mtime_ns, stat.st_size, read_descriptor(path, rel))
-    loaded = cached[2]
-    descriptor = loaded.descriptor.model_copy(deep=True) if loaded.descriptor else None
-    return LoadedDescriptor(descriptor, list(loaded.problems), loaded.line_of)

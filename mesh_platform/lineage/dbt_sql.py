@@ -12,7 +12,6 @@ reading the kept result milliseconds, and it is compiled again only when a file 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import tempfile
@@ -23,7 +22,6 @@ from typing import Any
 LINEAGE_TARGET = Path("target") / "mesh_lineage"
 CACHE_FILE = "models.json"
 FORMAT = 1
-_SKIPPED_DIRS = {"target", "logs", "dbt_packages", "__pycache__"}
 
 
 @dataclass(frozen=True)
@@ -43,20 +41,11 @@ class DbtProjectSql:
 
 
 def project_fingerprint(project_dir: Path, profiles_dir: Path) -> str:
-    """A hash of every file dbt reads to compile the project (not what dbt writes), and dbt's version."""
-    from dbt.version import __version__ as dbt_version
+    """A hash of every file dbt reads to compile the project (not what dbt writes), and dbt's version:
+    the fingerprint definitions loading keeps beside the project's manifest."""
+    from mesh_platform.defs.dbt_project import fingerprint
 
-    digest = hashlib.sha256(f"{FORMAT}:{dbt_version}".encode())
-    profile = profiles_dir / "profiles.yml"
-    files = [(Path("..") / profile.name, profile)] if profile.exists() else []
-    for path in sorted(project_dir.rglob("*")):
-        rel = path.relative_to(project_dir)
-        if path.is_file() and not (_SKIPPED_DIRS & set(rel.parts[:-1])) and not path.name.endswith(".duckdb"):
-            files.append((rel, path))
-    for rel, path in files:
-        digest.update(f"\0{rel.as_posix()}\0".encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return f"{FORMAT}:{fingerprint(project_dir, profiles_dir)}"
 
 
 def _relation_key(relation_name: str | None) -> tuple[str, str] | None:
@@ -114,7 +103,7 @@ def _from_json(data: dict[str, Any]) -> DbtProjectSql:
 def _compile(project_dir: Path, profiles_dir: Path, domain: str, target_path: Path) -> DbtProjectSql:
     from dbt.cli.main import dbtRunner
 
-    from mesh_platform.defs.dbt_runner import environment
+    from mesh_platform.defs.dbt_project import environment
 
     with tempfile.TemporaryDirectory(prefix="mesh-lineage-") as scratch:
         args = ["compile", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)]
