@@ -134,7 +134,8 @@ def test_quarantine_and_audit_say_when_they_are_cut(project: Path, home: Path) -
     lines_fit(text, PIPED)
     assert "showing 1 of 2 records" in text and "unparseable_value" in text and "sites.csv:2" in text
     assert "showing" not in cli(project, home, "quarantine", "--limit", "0")[0]
-    cli(project, home, "read", "patients.patient_accounts", "--as", "patient_360")  # one more governed read
+    for _ in range(2):  # governed reads, each audited
+        cli(project, home, "read", "patients.patient_accounts", "--as", "patient_360", "--json")
     audit, _ = cli(project, home, "audit", "--limit", "1")
     lines_fit(audit, PIPED)
     decisions = len(json.loads(cli(project, home, "audit", "--json")[0]))

@@ -20,12 +20,9 @@ def appointment(appointment_id: str, patient_id: str, status: str) -> dict:
     return {"appointment_id": appointment_id, "patient_id": patient_id, "status": status, "site_id": "S1"}
 
 
-def dose(dose_id: str, patient_id: str, at: str) -> dict:
-    return {"dose_id": dose_id, "patient_id": patient_id, "dose_number": 1, "administered_at": at}
-
-
-def covid_test(test_id: str, patient_id: str, result: str, collected_at: str) -> dict:
-    return {"test_id": test_id, "patient_id": patient_id, "result": result, "collected_at": collected_at}
+# (patient, status) of appointments A1, A2, ...
+APPOINTMENTS = [("P1", "completed"), ("P1", "completed"), ("P3", "booked"), ("P4", "completed"), ("P4", "no_show")]
+APPOINTMENTS.append(("P6", "rescheduled"))
 
 
 @pytest.fixture(scope="module")
@@ -44,28 +41,22 @@ def patient_360(tmp_path_factory: pytest.TempPathFactory) -> DomainWorkbench:
     )
     wb.publish(
         "scheduling.appointments",
-        [
-            appointment("A1", "P1", "completed"),
-            appointment("A2", "P1", "completed"),
-            appointment("A3", "P3", "booked"),
-            appointment("A4", "P4", "completed"),
-            appointment("A5", "P4", "no_show"),
-            appointment("A6", "P6", "rescheduled"),
-        ],
+        [appointment(f"A{i}", patient, status) for i, (patient, status) in enumerate(APPOINTMENTS, start=1)],
     )
     wb.publish(
         "immunizations.administered_doses",
         [
-            dose("D1", "P1", "2024-01-10 10:00:00"),
-            dose("D2", "P1", "2024-02-10 10:00:00"),
-            dose("D3", "P2", "2024-03-10 10:00:00"),
+            {"dose_id": "D1", "patient_id": "P1", "dose_number": 1, "administered_at": "2024-01-10 10:00:00"},
+            {"dose_id": "D2", "patient_id": "P1", "dose_number": 2, "administered_at": "2024-02-10 10:00:00"},
+            {"dose_id": "D3", "patient_id": "P2", "dose_number": 1, "administered_at": "2024-03-10 10:00:00"},
         ],
     )
     wb.publish(
         "immunizations.test_results",
         [
-            covid_test("T1", "P4", "negative", "2024-05-01 09:00:00"),
-            covid_test("T2", "P4", "positive", "2024-04-01 09:00:00"),  # earlier: not the latest result
+            {"test_id": "T1", "patient_id": "P4", "result": "negative", "collected_at": "2024-05-01 09:00:00"},
+            # earlier: not the latest result
+            {"test_id": "T2", "patient_id": "P4", "result": "positive", "collected_at": "2024-04-01 09:00:00"},
         ],
     )
     wb.build()

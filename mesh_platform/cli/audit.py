@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from mesh_platform.cli.common import (
-    Column,
-    err,
-    invalid,
-    known_product,
-    load_mesh,
-    out,
-    plain,
-    print_fitted,
-    print_json,
-    shown_of,
-)
+from mesh_platform.cli.common import err, invalid, known_product, load_mesh, out, plain, print_json
+from mesh_platform.cli.tables import Column, print_fitted, shown_of
 from mesh_platform.governance.audit import AuditLog
 
 

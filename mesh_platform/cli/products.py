@@ -21,20 +21,8 @@ from mesh_platform.catalog import (
     prune_orphan,
     stored_orphans,
 )
-from mesh_platform.cli.common import (
-    Column,
-    err,
-    fail,
-    fitted,
-    invalid,
-    known_product,
-    load_mesh,
-    out,
-    plain,
-    print_fitted,
-    print_json,
-    warn_left_out,
-)
+from mesh_platform.cli.common import err, fail, invalid, known_product, load_mesh, out, plain, print_json, warn_left_out
+from mesh_platform.cli.tables import Column, fitted, print_fitted
 from mesh_platform.descriptor.model import PRODUCT_REF_PATTERN
 from mesh_platform.mesh import Mesh
 

@@ -6,18 +6,8 @@ import duckdb
 import typer
 from rich.text import Text
 
-from mesh_platform.cli.common import (
-    Column,
-    fail,
-    known_domain,
-    known_product,
-    load_mesh,
-    out,
-    plain,
-    print_fitted,
-    print_json,
-    shown_of,
-)
+from mesh_platform.cli.common import fail, known_domain, known_product, load_mesh, out, plain, print_json
+from mesh_platform.cli.tables import Column, print_fitted, shown_of
 from mesh_platform.governance.policies import mask_expression
 from mesh_platform.governance.read import (
     AccessDenied,

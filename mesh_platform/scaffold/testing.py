@@ -168,13 +168,12 @@ class DomainWorkbench:
             ctx = AssetContext(self.domain, fn.name, con, self.home.path, fn.reads, RUN_ID, None, fn.landing)
             ctx.governed.update(step.governed)
             result = fn(ctx)
-            relation = f"main.{quote(fn.name)}"
-            if isinstance(result, str):
-                con.execute(f"create or replace table {relation} as {result}")
-            elif result is not None and not isinstance(result, (Ingested, dict)):
-                con.register("_result", result)
-                con.execute(f"create or replace table {relation} as select * from _result")
-                con.unregister("_result")
+            if result is None or isinstance(result, (Ingested, dict)):
+                return result  # it wrote its tables itself
+            if not isinstance(result, str):  # a pyarrow Table or a DuckDB relation
+                con.register("_rows", result)
+            query = result if isinstance(result, str) else "select * from _rows"
+            con.execute(f"create or replace table main.{quote(fn.name)} as {query}")
         return result
 
     def dbt_build(self) -> None:
