@@ -22,7 +22,7 @@ from mesh_platform.catalog import (
     stored_orphans,
 )
 from mesh_platform.cli.common import err, fail, invalid, known_product, load_mesh, out, plain, print_json, warn_left_out
-from mesh_platform.cli.tables import Column, fitted, print_fitted
+from mesh_platform.cli.tables import Column, Fitted, print_fitted
 from mesh_platform.descriptor.model import PRODUCT_REF_PATTERN
 from mesh_platform.mesh import Mesh
 
@@ -132,11 +132,10 @@ def _describe(e: dict[str, Any]) -> Group:
         Column("arguments", [r[2] for r in rows], prose=True, wrap=True),
         Column("last result", [r[3] for r in rows], prose=True, wrap=True),
     ]
-    width = out.width
     return Group(
         Panel(facts, title=f"[bold]{e['ref']}[/]", title_align="left"),
-        *fitted(columns, width, Text("columns", style="bold")),
-        *fitted(checks, width, Text("expectations and checks (last run)", style="bold")),
+        Fitted(columns, Text("columns", style="bold")),
+        Fitted(checks, Text("expectations and checks (last run)", style="bold")),
     )
     return Group(Panel(facts, title=f"[bold]{e['ref']}[/]", title_align="left"), columns, checks)
 

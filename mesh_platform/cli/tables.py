@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
@@ -106,9 +106,23 @@ def fitted(columns: Sequence[Column], width: int, title: Text | None = None, mor
     return [table, Text(note, style="dim")]
 
 
+@dataclass
+class Fitted:
+    """`fitted` as a renderable: laid out for the width of wherever it is printed."""
+
+    columns: Sequence[Column]
+    title: Text | None = None
+    more: str = ""
+    caption: Text | None = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from fitted(self.columns, options.max_width, self.title, self.more)
+        if self.caption is not None:
+            yield self.caption
+
+
 def print_fitted(console: Console, columns: Sequence[Column], title: Text | None = None, more: str = "") -> None:
-    for part in fitted(columns, console.width, title, more):
-        console.print(part, soft_wrap=isinstance(part, Text))
+    console.print(Fitted(columns, title, more))
 
 
 def shown_of(shown: int, total: int, noun: str, how: str) -> Text:
