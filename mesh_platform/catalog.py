@@ -177,8 +177,15 @@ def _defined_by_code(mesh: Mesh, domain: str, name: str) -> bool:
     import dagster as dg
 
     from mesh_platform.defs.domain import build_domain, definitions_from
+    from mesh_platform.descriptor.problems import MeshDefinitionError
 
-    graph = definitions_from([build_domain(mesh, domain)]).resolve_asset_graph()
+    try:
+        graph = definitions_from([build_domain(mesh, domain)]).resolve_asset_graph()
+    except MeshDefinitionError as exc:
+        raise NotAnOrphan(
+            f"{domain}'s code location does not load ({len(exc.problems)} problem(s), see `mesh validate`), so "
+            f"whether it still defines {domain}/{name} is unknown: fix it first"
+        ) from exc
     return graph.has(dg.AssetKey([domain, name]))
 
 
