@@ -33,6 +33,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: each option with its value's type and its help, without `<bool>` beside
+    # every flag, up to 100 columns wide where the terminal has them
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 for module in (
     seed,

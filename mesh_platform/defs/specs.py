@@ -44,7 +44,7 @@ def product_attributes(descriptor: Descriptor, product: Product, kind: str) -> d
         "key": dg.AssetKey([descriptor.domain, product.name]),
         "group_name": descriptor.domain,
         "owners": [descriptor.owner_of(product)],
-        "description": f"{product.description.strip()}\n\n**Value:** {product.value.strip()}",
+        "description": f"{product.description.strip()}\n\nValue: {product.value.strip()}",
         "kinds": {kind, "duckdb"},
         "tags": {
             "mesh/role": "product",

@@ -52,6 +52,16 @@ class ExampleProduct:
             selects=selects,
         )
 
+    def domain_test(self) -> str:
+        """The fast test of the example product, for the domain's `test_<domain>.py`."""
+        if not self.reads:
+            return "\n\n" + render("domain/test_product_inline.py").rstrip("\n")
+        counts = {ref: 3 + 2 * i for i, ref in enumerate(self.reads)}  # distinct: a swapped count shows
+        entries = [f"{json.dumps(ref)}: {count}" for ref, count in counts.items()]
+        flat = ", ".join(entries)
+        rows = flat if len(flat) <= 90 else "\n" + "".join(f"    {e},\n" for e in entries)
+        return "\n\n" + render("domain/test_product_from_consumes.py", consumed_rows=rows).rstrip("\n")
+
     def dbt_model(self) -> tuple[str, str]:
         """(SQL, properties YAML) of the dbt model."""
         if not self.reads:

@@ -119,7 +119,8 @@ def plan_new_domain(
     plan = FilePlan(root)
     plan.write(domain_dir / DESCRIPTOR_FILE, descriptor_text)
     plan.write(domain_dir / "definitions.py", render("domain/definitions.py", domain=name))
-    plan.write(domain_dir / f"test_{name}.py", render("domain/test_domain.py", domain=name))
+    test = render("domain/test_domain.py", domain=name, product=product, product_test=example.domain_test())
+    plan.write(domain_dir / f"test_{name}.py", test)
     if kind == "python":
         assets = render("python/assets.py", domain=name) + "\n\n" + example.python_function()
         plan.write(domain_dir / "assets.py", assets)
