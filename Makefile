@@ -42,9 +42,12 @@ demo: install  ## seed, materialize the whole mesh, then serve the Dagster UI on
 	$(MESH) run
 	@if [ -z "$$MESH_NO_UI" ]; then $(MAKE) --no-print-directory ui; fi
 
+# --use-legacy-code-server-behavior: the webserver and the daemon read workspace.yaml themselves, so a
+# domain `mesh new-domain` adds appears on "Reload all" (plain `dagster dev` serves the locations it
+# started with until it is restarted)
 ui: install  ## the Dagster UI over every domain (loopback only unless UI_HOST is changed)
 	mkdir -p $(DAGSTER_HOME)
-	$(VENV)/bin/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
+	$(VENV)/bin/dagster dev -w workspace.yaml --use-legacy-code-server-behavior -h $(UI_HOST) -p $(UI_PORT)
 
 test: install  ## the whole suite, slow end-to-end tests included
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15

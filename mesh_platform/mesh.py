@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from mesh_platform.descriptor.load import DESCRIPTOR_FILE, load_descriptor
+from mesh_platform.descriptor.load import DESCRIPTOR_FILE, read_descriptor
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.descriptor.rules import (
@@ -35,7 +35,7 @@ class Mesh:
             path = project.domain_dir(domain) / DESCRIPTOR_FILE
             rel = project.rel(path)
             mesh.files[domain] = rel
-            loaded = load_descriptor(path, rel)
+            loaded = read_descriptor(path, rel)
             mesh.lines[rel] = loaded.line_of
             mesh.problems += loaded.problems
             if loaded.descriptor is None or loaded.problems:

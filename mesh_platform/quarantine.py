@@ -16,10 +16,16 @@ def _pii_columns(mesh: Mesh, domain: str) -> set[str]:
     return {c.name for p in products for c in p.columns if c.classification == "pii"}
 
 
+RAW_LINE = "line"  # the record of a line that was not split into values (`mesh_platform.ingest`)
+
+
 def _mask(record: str, pii: set[str]) -> str:
+    """Mask the record's pii fields; a raw line, whose pii cannot be told apart, is masked whole."""
     values = json.loads(record)
     if isinstance(values, dict):
-        values = {k: ("<pii masked>" if k in pii and v is not None else v) for k, v in values.items()}
+        values = {
+            k: ("<pii masked>" if (k in pii or k == RAW_LINE) and v is not None else v) for k, v in values.items()
+        }
     return json.dumps(values)
 
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import RenderableType
-from rich.table import Table
 from rich.text import Text
+
+from mesh_platform.cli.tables import Column, Fitted
 
 PASSED, FAILED, WARNING, NOT_RUN = "passed", "failed", "warning", "not run"
 STATE_STYLE = {PASSED: "green", FAILED: "bold red", WARNING: "yellow", NOT_RUN: "dim"}
@@ -115,30 +116,39 @@ def _count_cell(n: int, style: str) -> Text:
     return Text(str(n), style=style if n else "dim")
 
 
-def summary_table(results: list[DomainResult]) -> Table:
-    table = Table(
-        title="mesh run",
-        caption="blocking failed: not published · warnings: published anyway · not run: after a blocking failure",
-    )
-    numeric = ("rows", "time (s)", "checks passed", "blocking failed", "warnings", "not run")
-    for column in ("domain", "product", "status", *numeric):
-        table.add_column(column, justify="right" if column in numeric else "left")
+def summary_table(results: list[DomainResult]) -> Fitted:
+    """One line per product (a domain that built none: one line for the domain), fitted to the width
+    it is printed in without cutting a name."""
+    rows: list[list[Text]] = []
     for result in results:
         for p in result.products:
-            table.add_row(
-                p.domain,
-                p.product,
-                p.status,
-                f"{p.rows:,}" if p.rows is not None else "-",
-                f"{p.seconds:.1f}" if p.seconds is not None else "-",
-                str(p.checks_passed),
-                _count_cell(p.checks_failed, "bold red"),
-                _count_cell(p.count(WARNING), "yellow"),
-                _count_cell(p.count(NOT_RUN), "yellow"),
+            rows.append(
+                [
+                    Text(f"{p.domain}.{p.product}"),
+                    Text(p.status),
+                    Text(f"{p.rows:,}" if p.rows is not None else "-"),
+                    Text(f"{p.seconds:.1f}" if p.seconds is not None else "-"),
+                    Text(str(p.checks_passed)),
+                    _count_cell(p.checks_failed, "bold red"),
+                    _count_cell(p.count(WARNING), "yellow"),
+                    _count_cell(p.count(NOT_RUN), "yellow"),
+                ]
             )
         if not result.products:
-            table.add_row(result.domain, "-", result.status, "-", f"{result.seconds:.1f}", "-", "-", "-", "-")
-    return table
+            rows.append(
+                [Text(result.domain), Text(result.status), Text("-"), Text(f"{result.seconds:.1f}")] + [Text("-")] * 4
+            )
+    headers = ("product", "status", "rows", "time", "passed", "failed", "warned", "not run")
+    columns = [
+        Column(h, [r[i] for r in rows], drop=1 if h == "time" else 0, justify="left" if i < 2 else "right")
+        for i, h in enumerate(headers)
+    ]
+    caption = Text(
+        "time in seconds · checks: failed: blocking, so not published · warned: published anyway · "
+        "not run: after a blocking failure",
+        style="dim",
+    )
+    return Fitted(columns, Text("mesh run", style="bold"), caption=caption)
 
 
 def product_reason(p: ProductResult) -> Text:
@@ -154,19 +164,19 @@ def product_reason(p: ProductResult) -> Text:
     return Text.assemble((ref, "bold"), f": {p.status}; {warnings} warning(s) did not block")
 
 
-def check_table(p: ProductResult) -> Table:
+def check_table(p: ProductResult) -> Fitted:
     """The product's result table: every check with its severity, state and what was observed."""
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("check", "severity", "result", "observed"):
-        table.add_column(column, overflow="fold")
+    rows: list[tuple[Text, Text, Text, Text]] = []
     for c in p.checks:
         state = c.state + (", blocks" if c.state == FAILED else ", did not block" if c.state == WARNING else "")
         detail = c.detail.removeprefix(f"{NOT_RUN}: ") if c.state == NOT_RUN else c.detail
-        table.add_row(Text(c.name), c.severity, Text(state, style=STATE_STYLE[c.state]), Text(detail))
+        rows.append((Text(c.name), Text(c.severity), Text(state, style=STATE_STYLE[c.state]), Text(detail)))
     for blocker in p.other_blockers:
         name, _, detail = blocker.partition(": ")
-        table.add_row(Text(name), "error", Text("failed, blocks", style=STATE_STYLE[FAILED]), Text(detail))
-    return table
+        rows.append((Text(name), Text("error"), Text("failed, blocks", style=STATE_STYLE[FAILED]), Text(detail)))
+    headers = ("check", "severity", "result", "observed")
+    columns = [Column(h, [r[i] for r in rows], prose=i == 3, wrap=i == 3) for i, h in enumerate(headers)]
+    return Fitted(columns)
 
 
 def product_reports(results: list[DomainResult]) -> Iterator[RenderableType]:

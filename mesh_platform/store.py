@@ -43,6 +43,7 @@ class Published:
     columns: dict[str, str]
     size: int | None = None  # the file as published: a change in size or mtime means it was tampered with
     mtime_ns: int | None = None
+    contract: dict[str, Any] | None = None  # the product's contract as published (`contracts.snapshot`)
 
     @property
     def ref(self) -> str:
@@ -93,7 +94,7 @@ def staged_file(folder: Path, name: str) -> Path:
 def build_into(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     """Write the rows of `query` (a SELECT, which may end in a comment or a semicolon) to the Parquet
     file `path`, in the store's format."""
-    con.execute(f"copy (\n{query.strip().removesuffix(';')}\n) to '{path}' ({PARQUET})")
+    con.execute(f"copy (\n{query.strip().removesuffix(';')}\n) to {literal(str(path))} ({PARQUET})")
 
 
 def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> str:
@@ -107,7 +108,7 @@ def point_view(con: duckdb.DuckDBPyConnection, name: str, path: Path | str) -> s
     ).fetchall()
     if kind and kind[0][0] != "VIEW":
         con.execute(f"drop table {relation}")
-    con.execute(f"create or replace view {relation} as select * from read_parquet('{path}')")
+    con.execute(f"create or replace view {relation} as select * from read_parquet({literal(str(path))})")
     return relation
 
 
@@ -162,9 +163,16 @@ class ProductStore:
             return None
 
     def publish(
-        self, con: duckdb.DuckDBPyConnection, domain: str, product: str, build: Build, run_id: str | None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        domain: str,
+        product: str,
+        build: Build,
+        run_id: str | None,
+        contract: dict[str, Any] | None = None,
     ) -> Published:
-        """Make the audited product a new version and current, atomically."""
+        """Make the audited product a new version and current, atomically; `contract` is recorded
+        with it (what the definitions-load gate compares a changed contract with)."""
         folder = self.home.product_dir(domain, product)
         folder.mkdir(parents=True, exist_ok=True)
         now = _now()
@@ -176,7 +184,17 @@ class ProductStore:
         rows, columns = parquet_summary(path)
         stat = path.stat()
         published = Published(
-            domain, product, version, str(path), rows, now.isoformat(), run_id, columns, stat.st_size, stat.st_mtime_ns
+            domain,
+            product,
+            version,
+            str(path),
+            rows,
+            now.isoformat(),
+            run_id,
+            columns,
+            stat.st_size,
+            stat.st_mtime_ns,
+            contract,
         )
         _write_json_atomic(folder / "current.json", asdict(published))
         self._prune(folder)

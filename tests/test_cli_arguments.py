@@ -44,6 +44,7 @@ HOSTILE: list[tuple[list[str], dict[str, str], str]] = [
     (["read", "[/]", "--as", "site_operations"], {}, "'[/]'"),
     (["read", "pharmacy.sites"], {}, "--as"),
     (["lineage", "--format", "[/]"], {}, "'[/]'"),
+    (["check-change", "--base", "[/]"], {}, "not a git checkout"),  # a copy without .git
     (["quarantine", "[/]"], {}, "'[/]'"),
     (["quarantine", "--as", "[bold]x"], {}, "'[bold]x'"),
     (["quarantine", "--limit", "-1"], {}, "--limit"),
@@ -60,6 +61,7 @@ HOSTILE: list[tuple[list[str], dict[str, str], str]] = [
     (["new-product", "pharmacy", "group"], {}, "reserved SQL word"),
     (["new-product", "pharmacy", "fresh", "--kind", "[/]"], {}, "--kind"),
     (["export-contract", "[/]"], {}, "'[/]'"),
+    (["import-contract", "[/]"], {}, "'[/]'"),
     (["emit", "--interval", "nan"], {}, "--interval"),
     (["emit", "--interval", "inf"], {}, "--interval"),
     (["emit", "--interval", "-1"], {}, "--interval"),

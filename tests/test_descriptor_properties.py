@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from tests.conftest import ROOT, copy_project
 
 REL = "domains/pharmacy/domain.yaml"
 SHIPPED = {d.name: (d / "domain.yaml").read_text() for d in sorted((ROOT / "domains").iterdir()) if d.is_dir()}
-BUDGET_S = 1.0
 
 scalars = st.one_of(
     st.none(),
@@ -125,10 +123,7 @@ def pharmacy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @given(data=inputs)
 def test_any_bytes_give_a_descriptor_or_located_problems(pharmacy_file: Path, data: bytes) -> None:
     pharmacy_file.write_bytes(data)
-    started = time.perf_counter()
     loaded = read_descriptor(pharmacy_file, REL)
-    elapsed = time.perf_counter() - started
-    assert elapsed < BUDGET_S, f"{elapsed:.2f} s"
     assert loaded.descriptor is not None or loaded.problems
     _assert_well_located(loaded.problems, data)
 
@@ -150,9 +145,7 @@ def test_the_whole_mesh_loads_around_a_generated_descriptor(project: Path, data:
     path.write_bytes(data)
     stamp = next(_stamp) * 1_000_000_000
     os.utime(path, ns=(stamp, stamp))  # the loader's cache keys on size and modification time
-    started = time.perf_counter()
     mesh = Mesh.load(MeshProject.discover(project))
-    assert time.perf_counter() - started < BUDGET_S
     assert set(mesh.descriptors) >= {"patients", "scheduling", "patient_360"}  # none consumes pharmacy
     texts = {f"domains/{d}/domain.yaml": SHIPPED[d].encode() for d in SHIPPED} | {REL: data}
     for problem in mesh.problems:

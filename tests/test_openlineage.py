@@ -10,10 +10,15 @@ from typing import Any
 
 import pytest
 
+from mesh_platform.checks.run import CheckOutcome
 from mesh_platform.checks.specs import check_specs
+from mesh_platform.defs.domain import build_domain
+from mesh_platform.governance.read import authorize
 from mesh_platform.mesh import Mesh
 from mesh_platform.openlineage import AssetLineage, event_log
 from mesh_platform.project import MeshHome, MeshProject
+from tests.openlineage_schema import validator
+from tests.test_check_change import publish_with_contract
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +34,10 @@ def test_a_real_run_emits_start_and_complete_for_every_product(materialized) -> 
     for event in events:
         by_job.setdefault(event["job"]["name"], []).append(event)
     instance = DagsterInstance.from_config(str(materialized.home / "dagster"))
+    check = validator()
+    for event in events:
+        errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in check.iter_errors(event)]
+        assert not errors, (event["job"]["name"], errors[:5])
     for descriptor, product in mesh.products():
         ref = f"{descriptor.domain}.{product.name}"
         runs = by_job.get(ref)
@@ -46,6 +55,19 @@ def test_a_real_run_emits_start_and_complete_for_every_product(materialized) -> 
         assertions = {a["assertion"] for a in facets["dataQualityAssertions"]["assertions"]}
         assert {c.name for c in check_specs(descriptor, product)} <= assertions
         assert output["outputFacets"]["outputStatistics"]["rowCount"] > 0
+        published = json.loads(
+            (materialized.home / "products" / descriptor.domain / product.name / "current.json").read_text()
+        )
+        assert facets["version"]["datasetVersion"] == published["version"]
+        assert facets["symlinks"]["identifiers"] == [{"namespace": "file", "name": published["path"], "type": "FILE"}]
+        assert set(facets["columnLineage"]["fields"]) == {c.name for c in product.columns} - _no_column_inputs(facets)
+        job = complete["job"]["facets"]
+        assert job["ownership"]["owners"] == [{"name": descriptor.owner_of(product), "type": "OWNER"}]
+        assert job["sourceCodeLocation"]["url"].startswith("file://")
+        for read in complete["inputs"]:
+            assert read["facets"]["symlinks"]["identifiers"] and read["facets"]["storage"]["storageLayer"]
+            if read["name"].split(".")[0] != descriptor.domain:  # a product of another domain: the version read
+                assert read["facets"]["version"]["datasetVersion"] and read["facets"]["schema"]["fields"]
     journey = by_job["patient_360.patient_journey"][-1]
     assert {i["name"] for i in journey["inputs"]} == {
         "patients.patient_accounts",
@@ -53,6 +75,67 @@ def test_a_real_run_emits_start_and_complete_for_every_product(materialized) -> 
         "immunizations.administered_doses",
         "immunizations.test_results",
     }
+
+
+def _no_column_inputs(facets: dict[str, Any]) -> set[str]:
+    """Columns made from no input column (`count(*)`): the facet has no entry for them."""
+    schema = {f["name"] for f in facets["schema"]["fields"]}
+    return schema - set(facets["columnLineage"]["fields"])
+
+
+def test_events_carry_versions_schemas_locations_owners_and_column_lineage(project: Path) -> None:
+    mesh = Mesh.load(MeshProject.discover(project))
+    publish_with_contract(mesh, "pharmacy.sites")
+    grant = authorize(mesh, "pharmacy.sites", "site_operations")
+    descriptor = mesh.descriptors["site_operations"]
+    product = descriptor.product("site_daily_capacity")
+    parts = build_domain(mesh, "site_operations")
+    key = next(k for a in parts.assets for k in a.keys if k.path == ["site_operations", "site_daily_capacity"])
+    metadata = next(a for a in parts.assets if key in a.keys).metadata_by_key[key]
+    home = mesh.project.home.path
+    reads = ["pharmacy.sites", "scheduling.appointments"]
+    run = AssetLineage(
+        home,
+        descriptor,
+        "site_daily_capacity",
+        reads,
+        "0" * 8 + "-0000-4000-8000-" + "0" * 12,
+        "j",
+        product,
+        0,
+        metadata,
+    )
+    run.inputs_read([grant])
+    run.start()
+    outcome = CheckOutcome("column_values_to_be_between__utilization", True, False, "warn", summary="ok")
+    run.complete([outcome], rows=3)
+    events = [json.loads(line) for line in event_log(home).read_text().splitlines()]
+    check = validator()
+    assert [list(check.iter_errors(e)) for e in events] == [[], []]
+    complete = events[-1]
+    sites = next(i for i in complete["inputs"] if i["name"] == "pharmacy.sites")["facets"]
+    assert sites["version"]["datasetVersion"] == grant.published.version
+    assert [f["name"] for f in sites["schema"]["fields"]] == [c.name for c in grant.product.columns]
+    assert sites["symlinks"]["identifiers"][0]["name"] == grant.published.path
+    assert sites["storage"] == {**sites["storage"], "storageLayer": "file", "fileFormat": "parquet"}
+    job = complete["job"]["facets"]
+    assert job["ownership"]["owners"] == [{"name": "team:site-ops", "type": "OWNER"}]
+    assert job["sourceCodeLocation"]["path"] == "domains/site_operations/assets.py"
+    (output,) = complete["outputs"]
+    lineage = output["facets"]["columnLineage"]
+    assert lineage["fields"]["daily_capacity"]["inputFields"] == [
+        {
+            "namespace": "mesh",
+            "name": "pharmacy.sites",
+            "field": "daily_capacity",
+            "transformations": [{"type": "DIRECT", "subtype": "IDENTITY", "masking": False}],
+        }
+    ]
+    assert {"namespace": "mesh", "name": "pharmacy.sites", "field": "site_id"} in [
+        {k: f[k] for k in ("namespace", "name", "field")} for f in lineage["dataset"]
+    ]
+    (assertion,) = output["facets"]["dataQualityAssertions"]["assertions"]
+    assert assertion["column"] == "utilization"
 
 
 def test_events_go_to_an_http_endpoint_when_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

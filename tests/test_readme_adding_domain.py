@@ -55,4 +55,4 @@ def test_adding_a_domain_as_the_readme_says(tmp_path: Path) -> None:
     described = next(out for command, out in outputs if f"products {name}." in command)
     assert "published" in described and "fresh" in described
     tested = next(out for command, out in outputs if "pytest" in command)
-    assert "2 passed" in tested, tested
+    assert "3 passed" in tested, tested

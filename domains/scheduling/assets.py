@@ -2,13 +2,21 @@
 
 Events land as JSON-lines files in `MESH_HOME/landing/appointments/`. Each run ingests the files it
 has not seen (by name and size), keeps every event once (by event_id, so re-delivered files and
-retried runs add nothing), quarantines malformed lines with file and line, and records the files
-in the same transaction as their events: a run that dies mid-batch leaves nothing half-ingested.
+retried runs add nothing), quarantines bad lines with file and line (`mesh_platform.ingest`: any
+bytes, one line at a time), and records the files in the same transaction as their events: a run
+that dies mid-batch leaves nothing half-ingested.
+
+An event's payload is every field the mesh keeps of it but its `event_id`: appointment, patient,
+site, service, type and both times, compared as loaded (typed), so key order, whitespace, fields
+the mesh does not keep and the spelling of a timestamp do not make two deliveries different. The
+same `event_id` again with the same payload is a redelivery: counted as loaded, stored once, not
+quarantined. With another payload it is a `conflicting_duplicate`: quarantined with its fields and
+`first_seen`, the file:line of the delivery that was kept (stored earlier, or the first in the batch).
 """
 
 from typing import Any
 
-from mesh_platform.ingest import ensure_quarantine, lines_query, reason_case
+from mesh_platform.ingest import bounded_sql, ensure_quarantine, reason_case, stage_lines
 from mesh_platform.sdk import AssetContext, Ingested, internal, product, suite
 
 EVENT_COLUMNS = {
@@ -35,6 +43,84 @@ def _new_files(ctx: AssetContext) -> list:
     return [f for f in files if seen.get(f.relative_to(ctx.home).as_posix()) != f.stat().st_size]
 
 
+def _payload(alias: str = "", typed: bool = False) -> str:
+    """The event's payload as a struct: its fields but event_id, typed (the staged text is cast)."""
+    prefix = f"{alias}." if alias else ""
+    fields = [
+        f"{c!r}: {prefix}{c}" if typed or t == "varchar" else f"{c!r}: cast({prefix}{c} as {t})"
+        for c, t in EVENT_COLUMNS.items()
+        if c != "event_id"
+    ]
+    return "{" + ", ".join(fields) + "}"
+
+
+def _classify(lines: str) -> str:
+    """Each line parsed once for all its fields and classified as it is read; its raw text is kept
+    (bounded) only if it goes to quarantine. `_stored`: its event_id is already stored."""
+    paths = ", ".join(f"'$.{c}'" for c in EVENT_COLUMNS)
+    fields = ", ".join(f"_fields[{i}] as {c}" for i, c in enumerate(EVENT_COLUMNS, start=1))
+    reason = reason_case(
+        None,
+        EVENT_COLUMNS,
+        rules=[
+            ("malformed_json", "_valid is not true"),  # a blank line reads as null
+            ("null_key", "appointment_id is null or event_id is null"),
+            ("unknown_code", f"event_type not in {EVENT_TYPES}"),
+        ],
+    )
+    return f"""
+        with lines as (select *, json_valid(line) as _valid from ({lines})),
+        parsed as (
+            select _source_file, _source_line, line, _defect, _record, _valid, {fields}
+            from (select *, case when _valid then json_extract_string(line, [{paths}]) end as _fields from lines)
+        ),
+        classified as (
+            select *, {reason} as _reason,
+                coalesce(_valid and event_id in (select event_id from main.appointment_events), false) as _stored
+            from parsed
+        )
+        select * exclude (line, _record),
+            case when _reason is not null then coalesce(_record, to_json({{'line': {bounded_sql("line")}}})) end
+                as _record
+        from classified
+    """
+
+
+def _mark_repeats(ctx: AssetContext) -> None:
+    """Quarantine as `conflicting_duplicate` each clean event whose event_id was stored, or came
+    earlier in the batch, with another payload; keep in temp table `_repeats` the clean lines that
+    repeat an earlier line of the batch (same payload: not to be stored again)."""
+    con = ctx.con
+    record = ", ".join(f"{c!r}: {bounded_sql(c)}" for c in EVENT_COLUMNS)
+    con.execute(f"""
+        create or replace temp table _repeats as
+        select * from (
+            select _source_file, _source_line, {_payload()} as _payload,
+                first_value({_payload()}) over batch as _first,
+                first_value(_source_file || ':' || _source_line) over batch as first_seen,
+                row_number() over batch as _n
+            from _events
+            where _reason is null and not _stored and event_id in (
+                select event_id from _events where _reason is null and not _stored
+                group by event_id having count(*) > 1
+            )
+            window batch as (partition by event_id order by _source_file, _source_line)
+        ) where _n > 1
+    """)
+    con.execute(f"""
+        update _events set _reason = 'conflicting_duplicate',
+            _record = to_json({{{record}, 'first_seen': conflict.first_seen}})
+        from (
+            select e._source_file, e._source_line, s._source_file || ':' || s._source_line as first_seen
+            from _events e join main.appointment_events s using (event_id)
+            where e._reason is null and e._stored and {_payload("e")} is distinct from {_payload("s", typed=True)}
+            union all
+            select _source_file, _source_line, first_seen from _repeats where _payload is distinct from _first
+        ) as conflict
+        where _events._source_file = conflict._source_file and _events._source_line = conflict._source_line
+    """)
+
+
 @internal(
     "appointment_events",
     description="Every appointment event once, by event_id, in arrival order.",
@@ -48,47 +134,21 @@ def appointment_events(ctx: AssetContext) -> Ingested:
         + ", ".join(f"{c} {t}" for c, t in EVENT_COLUMNS.items())
         + ", _source_file varchar, _source_line bigint)"
     )
-    paths = ", ".join(f"'$.{c}'" for c in EVENT_COLUMNS)
-    fields = ", ".join(f"_fields[{i}] as {c}" for i, c in enumerate(EVENT_COLUMNS, start=1))
-    reason = reason_case(
-        None,
-        EVENT_COLUMNS,
-        rules=[
-            ("malformed_json", "_valid is not true"),  # a blank line reads as null
-            ("null_key", "appointment_id is null or event_id is null"),
-            ("unknown_code", f"event_type not in {EVENT_TYPES}"),
-        ],
-    )
-    # One pass over the files: each line is parsed once for all its fields and classified as it
-    # is read; its raw text is kept only if it goes to quarantine. A redelivered event (an
-    # event_id already stored) is not a defect; one repeated within the batch is loaded once.
-    con.execute(f"""
-        create or replace temp table _events as
-        with lines as (select *, json_valid(line) as _valid from ({lines_query(ctx, files)})),
-        parsed as (
-            select _source_file, _source_line, line, _valid, {fields}
-            from (select *, case when _valid then json_extract_string(line, [{paths}]) end as _fields from lines)
-        ),
-        flagged as (
-            select *, coalesce(_valid and event_id in (select event_id from main.appointment_events), false)
-                as _redelivered
-            from parsed
-        ),
-        classified as (select *, case when _redelivered then null else {reason} end as _reason from flagged)
-        select * exclude (line), case when _reason is not null then line end as line from classified
-    """)
+    stage_lines(ctx, files, "_events", _classify)
+    _mark_repeats(ctx)
     ensure_quarantine(ctx)
     typed = ", ".join(f"cast({c} as {t})" for c, t in EVENT_COLUMNS.items())
     con.execute("begin transaction")
     try:
+        # a redelivery (stored before, or repeated in the batch) has the kept event's payload: added once
         con.execute(
-            f"insert into main.appointment_events select {typed}, _source_file, _source_line from ("
-            "select *, row_number() over (partition by event_id order by _source_file, _source_line) as _n "
-            "from _events where _reason is null and not _redelivered) where _n = 1"
+            f"insert into main.appointment_events select {typed}, _source_file, _source_line from _events "
+            "where _reason is null and not _stored "
+            "and (_source_file, _source_line) not in (select (_source_file, _source_line) from _repeats)"
         )
         con.execute(
             "insert into quarantine.records (asset, source_file, source_line, reason, record, run_id) "
-            "select ?, _source_file, _source_line, _reason, to_json({'line': line}), ? "
+            "select ?, _source_file, _source_line, _reason, cast(_record as json), ? "
             "from _events where _reason is not null",
             [ctx.name, ctx.run_id],
         )
@@ -101,14 +161,9 @@ def appointment_events(ctx: AssetContext) -> Ingested:
     except Exception:
         con.execute("rollback")
         raise
-    counts = dict(
-        con.execute(
-            "select case when _redelivered then 'redelivered' else coalesce(_reason, 'loaded') end, count(*) "
-            "from _events group by all"
-        ).fetchall()
-    )
+    counts = dict(con.execute("select coalesce(_reason, 'loaded'), count(*) from _events group by all").fetchall())
     records_in = sum(counts.values())
-    loaded = counts.pop("loaded", 0) + counts.pop("redelivered", 0)
+    loaded = counts.pop("loaded", 0)
     return Ingested("appointment_events", records_in, loaded, counts, [str(f.name) for f in files])
 
 

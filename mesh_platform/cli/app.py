@@ -8,8 +8,10 @@ import typer
 
 from mesh_platform.cli import (
     audit,
+    check_change,
     emit,
     export_contract,
+    import_contract,
     lineage,
     new_domain,
     new_product,
@@ -30,6 +32,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: each option with its value's type and its help, without `<bool>` beside
+    # every flag, up to 100 columns wide where the terminal has them
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 for module in (
     seed,
@@ -38,12 +44,14 @@ for module in (
     products,
     read,
     lineage,
+    check_change,
     quarantine,
     audit,
     prepare,
     new_domain,
     new_product,
     export_contract,
+    import_contract,
     emit,
 ):
     module.register(app)

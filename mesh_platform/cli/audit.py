@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from mesh_platform.cli.common import err, invalid, known_product, load_mesh, out, plain, print_json
+from mesh_platform.cli.tables import Column, print_fitted, shown_of
 from mesh_platform.governance.audit import AuditLog
 
 
@@ -59,25 +59,18 @@ def audit(
     if as_json:
         print_json(records)
         return
-    table = Table(title=plain(f"governance decisions: {len(records):,}"))
-    for column in ("at", "event", "reader", "what", "version", "detail", "via"):
-        table.add_column(column, overflow="fold")
-    for r in records[-limit:] if limit else records:
-        table.add_row(
-            *(
-                plain(v)
-                for v in (
-                    str(r.get("at", ""))[:19],
-                    r.get("event", ""),
-                    r.get("consumer", ""),
-                    _what(r),
-                    r.get("version") or "",
-                    _detail(r),
-                    r.get("via", ""),
-                )
-            )
-        )
-    out.print(table)
+    shown = records[-limit:] if limit else records
+    columns = [
+        Column("at", [plain(str(r.get("at", ""))[:19].replace("T", " ")) for r in shown]),
+        Column("event", [plain(r.get("event", "")) for r in shown]),
+        Column("reader", [plain(r.get("consumer", "")) for r in shown]),
+        Column("what", [plain(_what(r)) for r in shown]),
+        Column("version", [plain(r.get("version") or "") for r in shown], drop=3),
+        Column("via", [plain(r.get("via", "")) for r in shown], drop=2),
+        Column("detail", [plain(_detail(r)) for r in shown], drop=1, prose=True),
+    ]
+    print_fitted(out, columns, plain("governance decisions, newest last"), more="--json has every field")
+    out.print(shown_of(len(shown), len(records), "decisions", "the latest; --limit N shows more, --limit 0 all"))
 
 
 def register(app: typer.Typer) -> None:

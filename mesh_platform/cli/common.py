@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -21,9 +22,17 @@ from mesh_platform.project import NotAMeshProject
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 
-# piped output (CI logs, `| less`) gets a wide table rather than rich's 80-column default
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+# output that is not a terminal (CI logs, `| less`) is laid out for 100 columns, unless COLUMNS says
+# otherwise; a terminal's own width is used as it is
+PIPED_WIDTH = 100
+
+
+def _width(stream: Any) -> int | None:
+    return None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else PIPED_WIDTH
+
+
+err = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+out = Console(highlight=False, width=_width(sys.stdout))
 
 
 def plain(text: object) -> Text:

@@ -13,18 +13,34 @@ def export_contract(
     ref: str = typer.Argument(..., metavar="DOMAIN.PRODUCT"),
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
 ) -> None:
-    """Write a product's contract (schema, quality, owner, freshness SLA, access) as ODCS 3.x YAML."""
-    from mesh_platform.contract import to_yaml
+    """Write a product's contract (schema, quality rules, owner, freshness SLA, access, where it lives)
+    as ODCS 3.x YAML."""
+    from mesh_platform.contracts.odcs_export import ContractSourceError, product_contract
+    from mesh_platform.pg_warehouse import warehouse_kind
+    from mesh_platform.store import ProductStore
 
     mesh = load_mesh()
     known_product(mesh, ref)
-    descriptor, product = mesh.product(ref)
-    text = to_yaml(descriptor, product)
+    if output is not None and output.is_dir():
+        invalid(f"--output {output} is a directory; give a file name, e.g. {output / (ref + '.odcs.yaml')}")
+    warehouse = warehouse_kind()
+    try:
+        text = product_contract(mesh, ref, warehouse)
+    except ContractSourceError as exc:
+        fail(str(exc))
+    domain, name = ref.split(".", 1)
+    status = ProductStore(mesh.project.home).status(domain, name) or {}
+    if warehouse == "postgres" and status.get("status") not in (None, "published"):
+        err.print(
+            plain(
+                f"note: the last build of {ref} was not published ({status['status']}); "
+                "the table on the server holds that build"
+            ),
+            soft_wrap=True,
+        )
     if output is None:
         typer.echo(text, nl=False)
         return
-    if output.is_dir():
-        invalid(f"--output {output} is a directory; give a file name, e.g. {output / (ref + '.odcs.yaml')}")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)

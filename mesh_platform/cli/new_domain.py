@@ -26,8 +26,8 @@ def check_kind(kind: str | None) -> None:
         invalid(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
-def report(result: Scaffolded, next_steps: list[str]) -> None:
-    """What a scaffold wrote, what it asks of others, and what to run next (on stderr)."""
+def report(result: Scaffolded, next_steps: list[str], in_the_ui: str) -> None:
+    """What a scaffold wrote, what it asks of others, what to run next and how a running UI shows it (stderr)."""
     for path in result.created:
         err.print(Text.assemble(("created ", "green"), str(path)))
     for path in result.changed:
@@ -35,6 +35,15 @@ def report(result: Scaffolded, next_steps: list[str]) -> None:
     for note in result.notes:
         err.print(Text.assemble(("note: ", "bold yellow"), note), soft_wrap=True)
     err.print("next: " + "; ".join(next_steps), markup=False, soft_wrap=True)
+    err.print("in the UI: " + in_the_ui, markup=False, soft_wrap=True)
+
+
+def ui_reload_hint(name: str) -> str:
+    """How a running Dagster UI shows the new code location `name`."""
+    return (
+        f'a running `make ui` shows code location {name} after "Reload all" (Deployment > Code locations); '
+        "a UI started with plain `dagster dev` serves only the locations it started with: restart it"
+    )
 
 
 def new_domain(
@@ -71,7 +80,8 @@ def new_domain(
         fail(f"{exc} (nothing was written)")
     except RuntimeError as exc:  # dbt refused the generated project: every write was undone
         fail(f"{exc} (every change was undone)")
-    report(result, ["mesh validate", f"mesh run --domain {name}", f"edit domains/{name}/domain.yaml and its code"])
+    next_steps = ["mesh validate", f"mesh run --domain {name}", f"pytest domains/{name}"]
+    report(result, [*next_steps, f"edit domains/{name}/domain.yaml and its code"], ui_reload_hint(name))
 
 
 def register(app: typer.Typer) -> None:

@@ -27,7 +27,13 @@ def new_product(
         fail(f"{exc} (nothing was written)")
     except RuntimeError as exc:
         fail(f"{exc} (every change was undone)")
-    report(result, ["mesh validate", f"mesh run --domain {domain}", f"edit {domain}.{name} in domains/{domain}"])
+    in_the_ui = (
+        f'a running UI shows {domain}.{name} after reloading code location {domain} ("Reload" beside it in '
+        "Deployment > Code locations)"
+    )
+    report(
+        result, ["mesh validate", f"mesh run --domain {domain}", f"edit {domain}.{name} in domains/{domain}"], in_the_ui
+    )
 
 
 def register(app: typer.Typer) -> None:

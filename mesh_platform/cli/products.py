@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import typer
@@ -11,8 +12,19 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mesh_platform.catalog import human_age, product_entries, product_entry
-from mesh_platform.cli.common import known_product, load_mesh, out, plain, print_json, warn_left_out
+from mesh_platform.catalog import (
+    NotAnOrphan,
+    NothingStored,
+    human_age,
+    product_entries,
+    product_entry,
+    prune_orphan,
+    stored_orphans,
+)
+from mesh_platform.cli.common import err, fail, invalid, known_product, load_mesh, out, plain, print_json, warn_left_out
+from mesh_platform.cli.tables import Column, Fitted, print_fitted
+from mesh_platform.descriptor.model import PRODUCT_REF_PATTERN
+from mesh_platform.mesh import Mesh
 
 STATE_STYLE = {"fresh": "green", "stale": "bold red", "unpublished": "yellow", "no policy": "dim"}
 
@@ -38,23 +50,38 @@ def _run_cell(status: dict[str, Any]) -> str:
     return f"[{style}]{last}[/]"
 
 
-def _catalog_table(entries: list[dict[str, Any]]) -> Table:
-    table = Table(title="data products", show_lines=True)
-    for column in ("product", "owner", "last run", "checks", "rows", "freshness", "consumers", "value"):
-        table.add_column(column, overflow="fold")
-    for e in entries:
-        s = e["status"]
-        table.add_row(
-            plain(e["ref"]),
-            plain(e["owner"]),
-            _run_cell(s),
-            _checks_cell(s),
-            f"{s['rows']:,}" if s["rows"] is not None else "-",
-            _freshness_cell(e["freshness"]),
-            plain(", ".join(e["consumers"]) or "-"),
-            plain(e["value"][:120]),
-        )
-    return table
+def _fresh_short(f: dict[str, Any]) -> Text:
+    """`fresh 16s`, `stale 3.1d`, `no policy 4.0h` or `unpublished`: the state and the age; the
+    policy is in the product's own view."""
+    age = f" {human_age(f['age_seconds'])}" if f["age_seconds"] is not None else ""
+    return Text(f["state"] + age, style=STATE_STYLE[f["state"]])
+
+
+def _checks_short(status: dict[str, Any]) -> Text:
+    if not status["recorded_at"]:
+        return Text("-")
+    failed, not_run = status["checks_failed"], status.get("checks_not_run", 0)
+    text = Text(f"{status['checks_passed']}✔ ")
+    text.append(f"{failed}✘", style="red" if failed else "")
+    if not_run:
+        text.append(f" {not_run} not run", style="yellow")
+    return text
+
+
+def _catalog_columns(entries: list[dict[str, Any]]) -> list[Column]:
+    """One line per product: what identifies it and how it is doing stay; owner, consumers and value
+    go, in that order from the last, when the width is short."""
+    statuses = [e["status"] for e in entries]
+    return [
+        Column("product", [plain(e["ref"]) for e in entries]),
+        Column("owner", [plain(e["owner"]) for e in entries], drop=1),
+        Column("last run", [Text.from_markup(_run_cell(s)) for s in statuses]),
+        Column("checks", [_checks_short(s) for s in statuses]),
+        Column("rows", [Text(f"{s['rows']:,}" if s["rows"] is not None else "-") for s in statuses], justify="right"),
+        Column("fresh (age)", [_fresh_short(e["freshness"]) for e in entries]),
+        Column("consumers", [plain(", ".join(e["consumers"]) or "-") for e in entries], drop=3),
+        Column("value", [plain(" ".join(e["value"].split())) for e in entries], drop=2, prose=True),
+    ]
 
 
 def _describe(e: dict[str, Any]) -> Group:
@@ -79,41 +106,116 @@ def _describe(e: dict[str, Any]) -> Group:
     if s["error"]:
         facts.add_row("[red]error[/]", plain(s["error"]))
 
-    columns = Table(title="columns", title_justify="left")
-    for name in ("column", "type", "classification", "masking for consumers", "description"):
-        columns.add_column(name, overflow="fold")
-    for c in e["columns"]:
-        classification = (
-            f"[bold magenta]{c['classification']}[/]" if c["classification"] == "pii" else c["classification"]
-        )
-        columns.add_row(c["name"], c["type"], classification, c["mask"] or "-", plain(c["description"]))
+    # names, types and policies are never split; descriptions, expectations and results wrap
+    cols = e["columns"]
+    columns = [
+        Column("column", [plain(c["name"]) for c in cols]),
+        Column("type", [plain(c["type"]) for c in cols]),
+        Column(
+            "classification",
+            [Text(c["classification"], style="bold magenta" if c["classification"] == "pii" else "") for c in cols],
+        ),
+        Column("masking for consumers", [plain(c["mask"] or "-") for c in cols]),
+        Column("description", [plain(c["description"]) for c in cols], prose=True, wrap=True),
+    ]
 
     results = {c["name"]: c for c in s["checks"]}
-    checks = Table(title="expectations and checks (last run)", title_justify="left")
-    for name in ("check", "expectation", "severity", "last result"):
-        checks.add_column(name, overflow="fold")
+    rows: list[tuple[Text, Text, Text, Text]] = []
     for x in e["expectations"]:
         result = results.pop(x["check"], None)
-        expectation = plain(f"{x['type']} {json.dumps(x['kwargs'])}")
-        checks.add_row(x["check"], expectation, x["severity"], _result_cell(result))
+        rows.append((plain(x["check"]), plain(x["severity"]), plain(json.dumps(x["kwargs"])), _result_cell(result)))
     for name, result in results.items():  # checks from the platform, dbt or @suite
-        checks.add_row(plain(name), "-", result.get("severity", "-"), _result_cell(result))
+        rows.append((plain(name), plain(result.get("severity", "-")), plain("-"), _result_cell(result)))
+    checks = [
+        Column("check", [r[0] for r in rows]),
+        Column("severity", [r[1] for r in rows]),
+        Column("arguments", [r[2] for r in rows], prose=True, wrap=True),
+        Column("last result", [r[3] for r in rows], prose=True, wrap=True),
+    ]
+    return Group(
+        Panel(facts, title=f"[bold]{e['ref']}[/]", title_align="left"),
+        Fitted(columns, Text("columns", style="bold")),
+        Fitted(checks, Text("expectations and checks (last run)", style="bold")),
+    )
     return Group(Panel(facts, title=f"[bold]{e['ref']}[/]", title_align="left"), columns, checks)
 
 
 def _result_cell(result: dict[str, Any] | None) -> Text:
     if result is None or not result.get("ran", True):
         return Text((result or {}).get("summary") or "not run", style="yellow")
-    mark = ("passed", "green") if result["passed"] else ("failed", "red")
-    return Text.assemble(mark, f" {result.get('summary') or ''}".rstrip())
+    word, style = ("passed", "green") if result["passed"] else ("failed", "red")
+    summary = result.get("summary") or ""
+    kind, _, rest = summary.partition(": ")
+    if kind.startswith("expect_") and rest:  # the check's name already says which expectation
+        summary = rest
+    summary = summary.removeprefix(word).lstrip()
+    return Text.assemble((word, style), f" {summary}".rstrip())
+
+
+def warn_orphans(mesh: Mesh) -> None:
+    """One line on stderr per product MESH_HOME stores that no descriptor declares (renamed or removed)."""
+    for orphan in stored_orphans(mesh):
+        err.print(
+            plain(
+                f"warning: {orphan.ref} is stored ({orphan.versions} version(s) in {orphan.folder}) but no descriptor "
+                f"declares it (renamed or removed?); `mesh products --prune {orphan.ref}` archives it and takes it "
+                "out of the Dagster UI"
+            ),
+            style="yellow",
+            soft_wrap=True,
+        )
+
+
+def prune_orphans(mesh: Mesh, refs: list[str], as_json: bool) -> None:
+    """`--prune`: archive each named orphan and wipe its Dagster history, saying where each went."""
+    for ref in refs:
+        if not re.fullmatch(PRODUCT_REF_PATTERN, ref):
+            invalid(f"--prune {ref!r} is not DOMAIN.PRODUCT")
+    done = []
+    for ref in refs:
+        try:
+            pruned = prune_orphan(mesh, ref)
+        except NothingStored as exc:
+            invalid(f"--prune {ref}: {exc}")
+        except NotAnOrphan as exc:
+            fail(f"--prune {ref}: {exc} (nothing was changed)")
+        done.append(pruned)
+        archived = f"its {pruned.versions} version(s) moved to {pruned.archived_to}" if pruned.archived_to else ""
+        wiped = "its materialization history wiped from the Dagster instance" if pruned.history_wiped else ""
+        err.print(plain(f"pruned {ref}: " + "; ".join(p for p in (archived, wiped) if p)), soft_wrap=True)
+    if as_json:
+        print_json(
+            [
+                {
+                    "ref": p.ref,
+                    "archived_to": str(p.archived_to) if p.archived_to else None,
+                    "versions": p.versions,
+                    "history_wiped": p.history_wiped,
+                }
+                for p in done
+            ]
+        )
 
 
 def products(
     ref: str = typer.Argument(None, metavar="[DOMAIN.PRODUCT]", help="Describe this product in full."),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout: the catalog list, or one product."),
+    prune: list[str] = typer.Option(
+        None,
+        "--prune",
+        metavar="DOMAIN.PRODUCT",
+        help="A product MESH_HOME stores that no descriptor declares (renamed or removed): move its versions "
+        "to MESH_HOME/archive and wipe its Dagster history, so neither the catalog nor the UI lists it "
+        "(repeatable).",
+    ),
 ) -> None:
     """List every data product (owner, value, last run and checks, freshness, consumers), or describe one."""
     mesh = load_mesh()
+    if prune:
+        if ref is not None:
+            invalid("--prune takes the products to prune; give no DOMAIN.PRODUCT argument with it")
+        prune_orphans(mesh, prune, as_json)
+        return
     if ref is not None:
         known_product(mesh, ref)
         entry = product_entry(mesh, ref)
@@ -123,11 +225,13 @@ def products(
             out.print(_describe(entry))
         return
     warn_left_out(mesh)
+    warn_orphans(mesh)
     entries = product_entries(mesh)
     if as_json:
         print_json(entries)
         return
-    out.print(_catalog_table(entries))
+    title = Text(f"data products: {len(entries)}", style="bold")
+    print_fitted(out, _catalog_columns(entries), title, more="`mesh products DOMAIN.PRODUCT` shows one in full")
 
 
 def register(app: typer.Typer) -> None:

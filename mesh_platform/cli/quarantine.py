@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
-from rich.table import Table
 
 from mesh_platform.cli.common import known_domain, known_product, load_mesh, out, plain, print_json
+from mesh_platform.cli.tables import Column, print_fitted, shown_of
 from mesh_platform.quarantine import quarantined
 
 
@@ -14,7 +16,7 @@ def quarantine(
     as_: str = typer.Option(None, "--as", help="Read as this domain: its owner sees pii fields unmasked."),
     as_json: bool = typer.Option(False, "--json"),
     limit: int = typer.Option(
-        50, "--limit", min=0, max=1_000_000_000, help="Rows to show in the table (JSON lists all)."
+        50, "--limit", min=0, max=1_000_000_000, help="Records to show in the table (0 = all; JSON lists all)."
     ),
 ) -> None:
     """List quarantined records (all, or those held back from one product)."""
@@ -27,13 +29,17 @@ def quarantine(
     if as_json:
         print_json(records)
         return
-    table = Table(title=plain(f"quarantine{' of ' + ref if ref else ''}: {len(records):,} record(s)"))
-    for column in ("domain", "asset", "reason", "source", "record"):
-        table.add_column(column, overflow="fold")
-    for r in records[:limit]:
-        cells = (r["domain"], r["asset"], r["reason"], f"{r['source_file']}:{r['source_line']}", r["record"][:100])
-        table.add_row(*map(plain, cells))
-    out.print(table)
+    shown = records[:limit] if limit else records
+    columns = [
+        Column("domain", [plain(r["domain"]) for r in shown], drop=1),
+        Column("asset", [plain(r["asset"]) for r in shown]),
+        Column("reason", [plain(r["reason"]) for r in shown]),
+        Column("source", [plain(f"{Path(r['source_file']).name}:{r['source_line']}") for r in shown]),
+        Column("record", [plain(r["record"]) for r in shown], drop=2, prose=True),
+    ]
+    title = plain(f"quarantine{' of ' + ref if ref else ''}")
+    print_fitted(out, columns, title, more="--json has every field")
+    out.print(shown_of(len(shown), len(records), "records", "--limit N shows more, --limit 0 all"))
 
 
 def register(app: typer.Typer) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import duckdb
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from mesh_platform.cli.common import fail, known_domain, known_product, load_mesh, out, plain, print_json
+from mesh_platform.cli.tables import Column, print_fitted, shown_of
+from mesh_platform.governance.policies import mask_expression
 from mesh_platform.governance.read import (
     AccessDenied,
     NotPublished,
@@ -35,23 +37,48 @@ def read(
     except (AccessDenied, NotPublished, TamperedVersion) as exc:
         fail(str(exc))
     sql = governed_sql(grant, mesh.project.home.masking_key())
-    if limit:
-        sql += f" limit {int(limit)}"
-    with duckdb.connect() as con:
-        cursor = con.execute(sql)
-        names = [d[0] for d in cursor.description]
-        rows = cursor.fetchall()
+    names, rows, total = _fetch(sql, limit)
     record_read(mesh, grant, None, via="mesh read")
     if as_json:
         print_json([dict(zip(names, row, strict=True)) for row in rows])
         return
     masked = ", ".join(f"{c} ({p})" for c, p in grant.masked.items()) or "none"
-    table = Table(title=plain(f"{ref} as {as_} — version {grant.published.version}; masked: {masked}"))
-    for name in names:
-        table.add_column(plain(name), overflow="fold")
-    for row in rows:
-        table.add_row(*(plain("" if v is None else v) for v in row))
-    out.print(table)
+    title = plain(f"{ref} as {as_} — version {grant.published.version}; masked: {masked}")
+    types = {c.name: c.type for c in grant.product.columns}
+    columns = [
+        Column(name, [_cell(row[i], grant.masked.get(name), types.get(name, "string")) for row in rows])
+        for i, name in enumerate(names)
+    ]
+    print_fitted(out, columns, title)
+    out.print(shown_of(len(rows), total, "rows", "--limit N shows more, --limit 0 all"))
+
+
+def _fetch(sql: str, limit: int) -> tuple[list[str], list[tuple], int]:
+    """Column names, the first `limit` rows (0: all) and how many rows there are in all."""
+    with duckdb.connect() as con:
+        cursor = con.execute(sql + (f" limit {int(limit)}" if limit else ""))
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+        if limit and len(rows) == limit:
+            counted = con.execute(f"select count(*) from ({sql})").fetchone()
+            return names, rows, int(counted[0]) if counted else len(rows)
+    return names, rows, len(rows)
+
+
+def _masked_away(policy: str, column_type: str) -> bool:
+    """The policy leaves nothing of a value of this type (`null`, or `redact` of a date): every
+    value reads NULL, which is the masking, not missing data."""
+    return mask_expression(policy, "v", column_type, "") == mask_expression("null", "v", column_type, "")
+
+
+def _cell(value: object, policy: str | None, column_type: str) -> Text:
+    """NULL reads NULL; a masked value is marked as masked, one masked away reads [masked]."""
+    if policy is not None:
+        if value is None and _masked_away(policy, column_type):
+            return Text("[masked]", style="magenta")
+        if value is not None:
+            return Text(str(value), style="magenta")
+    return Text("NULL", style="dim italic") if value is None else plain(value)
 
 
 def register(app: typer.Typer) -> None:

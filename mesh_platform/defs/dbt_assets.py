@@ -1,62 +1,42 @@
 """A domain's dbt project as one Dagster multi-asset: one `dbt build` per domain run.
 
-The translator gives dbt models the mesh's keys and policy; a dbt source named after another
-domain maps to that domain's product key, so lineage crosses domains. Before dbt runs, the
-platform creates the governed views those sources read; after it, each product is audited
-(dbt tests + schema contract + GX expectations) and published only if nothing blocks.
+The asset specs and the dbt tests' asset checks come from dagster-dbt's `@dbt_assets`, with the
+mesh's translator: dbt models get the mesh's keys and policy (`specs.mesh_spec`, the same as Python
+assets), and a dbt source named after another domain maps to that domain's product key, so lineage
+crosses domains. Each product also carries the mesh's checks (schema contract, expectations,
+suites). What a step does with them is in `dbt_step`.
 """
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_dbt import (
-    DagsterDbtTranslator,
-    DagsterDbtTranslatorSettings,
-)
-from dagster_dbt.asset_utils import build_dbt_specs
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
-from mesh_platform.checks.specs import check_specs
-from mesh_platform.defs.dbt_runner import PICKLE, DbtEvents, run_build
-from mesh_platform.defs.publish import (
-    TRANSIENT_RETRIES,
-    audit_and_publish,
-    materialization_metadata,
-    record_error,
-    step_failure,
-    will_retry,
-)
-from mesh_platform.defs.specs import internal_attributes, product_attributes
-from mesh_platform.defs.warehouse_io import (
-    built_products,
-    dbt_target,
-    governed_sources,
-    prepare_inputs,
-    record_inputs,
-    repoint_views,
-    step_sandbox,
-)
-from mesh_platform.descriptor.model import Descriptor
+from mesh_platform.defs.dbt_project import definitions_manifest
+from mesh_platform.defs.mesh_resource import MeshResource
+from mesh_platform.defs.publish import TRANSIENT_RETRIES
+from mesh_platform.defs.specs import MeshSpec, mesh_spec
+from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.descriptor.problems import Problem
-from mesh_platform.mesh import Mesh
-from mesh_platform.openlineage import AssetLineage
-from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.project import MeshProject
 from mesh_platform.sdk import SuiteFn
-from mesh_platform.store import staging
 from mesh_platform.warehouse import pool_for
 
-MANIFEST = Path("target") / "manifest.json"
+UNIQUE_ID = "dagster_dbt/unique_id"  # the metadata key dagster-dbt gives each spec and check
 
 
 class MeshDbtTranslator(DagsterDbtTranslator):
-    def __init__(self, descriptor: Descriptor):
+    """dbt resources as the mesh's assets; the mesh's spec of each model is kept in `mesh_specs`."""
+
+    def __init__(self, descriptor: Descriptor, suites: Mapping[str, Sequence[SuiteFn]]):
         super().__init__(DagsterDbtTranslatorSettings(enable_code_references=False))
-        self.descriptor = descriptor
+        self.descriptor, self.suites = descriptor, suites
+        self.mesh_specs: dict[dg.AssetKey, MeshSpec] = {}
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -67,25 +47,18 @@ class MeshDbtTranslator(DagsterDbtTranslator):
             return spec
         name = props["name"]
         product = self.descriptor.product(name)
-        if product is not None:
-            attributes = product_attributes(self.descriptor, product, "dbt")
-        else:
-            attributes = internal_attributes(self.descriptor, name, props.get("description") or None, "dbt")
-        metadata = {**spec.metadata, **attributes.pop("metadata")}
-        return spec.replace_attributes(
-            **attributes, **automation_attributes(self.descriptor, product), metadata=metadata
+        planned = mesh_spec(
+            self.descriptor, name, "dbt", product, props.get("description") or None, self.suites.get(name, ())
         )
+        self.mesh_specs[planned.key] = planned
+        return planned.applied_to(spec)
 
 
 def load_manifest(project: MeshProject, domain: str) -> dict[str, Any]:
+    """The project's manifest as of its files on disk (`dbt_project.definitions_manifest`)."""
     dbt_dir = project.dbt_project_dir(domain)
     assert dbt_dir is not None
-    path = dbt_dir / MANIFEST
-    if not path.exists() or not (dbt_dir / PICKLE).exists():
-        raise FileNotFoundError(
-            f"{project.rel(path)} is missing: the dbt manifest is prepared at install time; run `mesh prepare`"
-        )
-    return json.loads(path.read_text())
+    return definitions_manifest(dbt_dir, project.dbt_dir, domain)
 
 
 def dbt_problems(manifest: Mapping[str, Any], descriptor: Descriptor, file: str) -> list[Problem]:
@@ -153,11 +126,6 @@ def asset_key_problems(manifest: Mapping[str, Any], dbt_dir: Path, project: Mesh
     return problems
 
 
-def _blocking_failure(event: object) -> bool:
-    """A dbt test of error severity that failed: it blocks publication like any error check."""
-    return isinstance(event, dg.AssetCheckResult) and not event.passed and event.severity == dg.AssetCheckSeverity.ERROR
-
-
 def model_inputs(manifest: Mapping[str, Any], uid: str, domain: str) -> list[str]:
     """What a model reads, as mesh refs: consumed products (dbt sources) and own models."""
     refs = []
@@ -189,175 +157,95 @@ def product_upstreams(manifest: Mapping[str, Any], products: set[str]) -> dict[s
     return result
 
 
+@dataclass(frozen=True)
+class DbtPlan:
+    """What a step of the domain's dbt asset needs to know of its project, from the manifest."""
+
+    descriptor: Descriptor
+    project_dir: Path
+    profiles_dir: Path
+    model_keys: dict[str, dg.AssetKey]  # unique id -> asset key (models, seeds, snapshots)
+    names: dict[dg.AssetKey, str]  # asset key -> dbt name
+    test_checks: dict[str, dg.AssetCheckKey]  # unique id of a dbt test -> its asset check
+    products: dict[dg.AssetKey, Product]  # the product models
+    upstream_products: dict[str, set[str]]
+    consumed: list[str]  # the other domains' products the project reads (dbt sources)
+    inputs: dict[dg.AssetKey, list[str]]  # what each model reads, as mesh refs
+    suites: Mapping[str, Sequence[SuiteFn]]
+
+    @property
+    def domain(self) -> str:
+        return self.descriptor.domain
+
+
+def dbt_specs(
+    translator: MeshDbtTranslator, manifest: Mapping[str, Any], name: str
+) -> tuple[list[dg.AssetSpec], list[dg.AssetCheckSpec]]:
+    """The specs of every dbt model, seed and snapshot and the asset check of every dbt test, as
+    dagster-dbt's `@dbt_assets` makes them with `translator` (its definition is only read)."""
+
+    @dbt_assets(manifest=manifest, dagster_dbt_translator=translator, name=name)
+    def parsed(context: AssetExecutionContext):  # type: ignore[no-untyped-def]  # never executed
+        raise NotImplementedError("the mesh's own multi-asset (build_dbt_assets) runs a dbt step")
+
+    specs = [parsed.get_asset_spec(key) for key in sorted(parsed.keys, key=lambda k: k.to_user_string())]
+    return specs, list(parsed.check_specs)
+
+
+def dbt_plan(
+    descriptor: Descriptor,
+    project: MeshProject,
+    manifest: Mapping[str, Any],
+    specs: Sequence[dg.AssetSpec],
+    checks: Sequence[dg.AssetCheckSpec],
+    suites: Mapping[str, Sequence[SuiteFn]],
+) -> DbtPlan:
+    domain = descriptor.domain
+    dbt_dir = project.dbt_project_dir(domain)
+    assert dbt_dir is not None
+    model_keys = {s.metadata[UNIQUE_ID]: s.key for s in specs}
+    names = {key: manifest["nodes"][uid]["name"] for uid, key in model_keys.items()}
+    products = {key: p for key, name in names.items() if (p := descriptor.product(name)) is not None}
+    return DbtPlan(
+        descriptor,
+        dbt_dir,
+        project.dbt_dir,
+        model_keys,
+        names,
+        {c.metadata[UNIQUE_ID]: c.key for c in checks},
+        products,
+        product_upstreams(manifest, {p.name for p in products.values()}),
+        [f"{s['source_name']}.{s['name']}" for s in manifest.get("sources", {}).values() if s["source_name"] != domain],
+        {key: model_inputs(manifest, uid, domain) for uid, key in model_keys.items()},
+        suites,
+    )
+
+
 def build_dbt_assets(
     descriptor: Descriptor,
     project: MeshProject,
     manifest: dict[str, Any],
     suites: Mapping[str, Sequence[SuiteFn]] | None = None,
 ) -> dg.AssetsDefinition:
+    from mesh_platform.defs.dbt_step import run_dbt_step
+
     suites = suites or {}
     domain = descriptor.domain
-    translator = MeshDbtTranslator(descriptor)
-    specs, dbt_check_specs = build_dbt_specs(
-        translator=translator,
-        manifest=manifest,
-        select="fqn:*",
-        exclude="",
-        selector="",
-        io_manager_key=None,
-        project=None,
-    )
-    product_keys = {
-        dg.AssetKey([domain, p.name]): p
-        for p in descriptor.products
-        if any(s.key.path == [domain, p.name] for s in specs)
-    }
-    mesh_checks = [c for p in product_keys.values() for c in check_specs(descriptor, p, suites.get(p.name, ()))]
-    upstream_products = product_upstreams(manifest, {p.name for p in product_keys.values()})
-    consumed = [s for s in manifest.get("sources", {}).values() if s["source_name"] != domain]
-    model_keys = {s.metadata["dagster_dbt/unique_id"]: s.key for s in specs}
-    test_checks = {c.metadata["dagster_dbt/unique_id"]: c.key for c in dbt_check_specs}
-    names = {s.key: manifest["nodes"][s.metadata["dagster_dbt/unique_id"]]["name"] for s in specs}
-    dbt_dir = project.dbt_project_dir(domain)
-    assert dbt_dir is not None
-    via = f"{domain} (dbt)"
+    translator = MeshDbtTranslator(descriptor, suites)
+    specs, dbt_checks = dbt_specs(translator, manifest, f"{domain}__dbt_parsed")
+    plan = dbt_plan(descriptor, project, manifest, specs, dbt_checks, suites)
+    mesh_checks = [check for key in plan.products for check in translator.mesh_specs[key].checks]
 
     @dg.multi_asset(
         name=f"{domain}__dbt",
         specs=specs,
-        check_specs=[*dbt_check_specs, *mesh_checks],
+        check_specs=[*dbt_checks, *mesh_checks],
         can_subset=True,
         pool=pool_for(domain),
         allow_arbitrary_check_specs=True,
         retry_policy=TRANSIENT_RETRIES,
     )
-    def _dbt(context: AssetExecutionContext) -> Iterator[Any]:
-        mesh = Mesh.load(MeshProject.discover(project.root))
-        try:
-            with staging(mesh.project.home, domain, context.run.run_id) as folder:
-                yield from _build(context, mesh, folder)
-        except Exception as exc:
-            failure = step_failure(mesh, domain, exc, context.run.run_id, via)
-            if failure is exc:
-                raise
-            raise failure from exc
-
-    def _build(context: AssetExecutionContext, mesh: Mesh, folder: Path) -> Iterator[Any]:
-        run_id = context.run.run_id
-        home = mesh.project.home
-        refs = [f"{source['source_name']}.{source['name']}" for source in consumed]
-        inputs = prepare_inputs(mesh, domain, refs, run_id, via)
-        sandbox = step_sandbox(mesh, domain, folder, inputs)
-        governed_sources(mesh, domain, inputs, sandbox)
-        reads = record_inputs(mesh, inputs, run_id, via)
-        target, target_env = dbt_target(mesh, domain, folder, sandbox)
-        selected = context.selected_asset_keys
-        outputs = {
-            uid: (key, context.assets_def.get_output_name_for_asset_key(key))
-            for uid, key in model_keys.items()
-            if key in selected
-        }
-        select = None if len(outputs) == len(model_keys) else sorted(names[k] for k, _ in outputs.values())
-        lineage = {
-            key: AssetLineage(
-                home.path,
-                descriptor,
-                names[key],
-                model_inputs(manifest, uid, domain),
-                run_id,
-                context.job_name,
-                descriptor.product(names[key]),
-                context.retry_number,
-            )
-            for uid, (key, _) in outputs.items()
-        }
-        for run in lineage.values():
-            run.start()
-        dbt_run = DbtEvents(success=False, errors=[])
-        held: dict[dg.AssetKey, dg.Output] = {}
-        dbt_blockers: dict[dg.AssetKey, list[str]] = {}
-        stream = run_build(
-            dbt_dir,
-            mesh.project.dbt_dir,
-            target,
-            target_env,
-            home.path / "dbt-runs" / run_id,
-            select,
-            outputs,
-            {uid: key for uid, key in test_checks.items() if key in context.selected_asset_check_keys},
-            dbt_run,
-            [uid for uid, key in model_keys.items() if key in product_keys] if target == "duckdb" else (),
-        )
-        for event in stream:
-            key = getattr(event, "asset_key", None)
-            if isinstance(event, dg.Output):
-                key = context.asset_key_for_output(event.output_name)
-                if key in product_keys:
-                    held[key] = event
-                    continue
-                lineage[key].complete()
-            if key in product_keys and _blocking_failure(event):
-                dbt_blockers.setdefault(key, []).append(f"dbt test {event.check_name} failed")
-            yield event
-        failures, failed_names = [], set()
-        order = sorted(held, key=lambda k: len(upstream_products.get(product_keys[k].name, ())))
-        views: dict[str, str] = {}
-        with built_products(mesh, domain, folder, sandbox) as (con, built):
-            for key in order:
-                output, product = held[key], product_keys[key]
-                blockers = list(dbt_blockers.get(key, []))
-                blockers += [
-                    f"built from {domain}.{up}, which failed its blocking checks"
-                    for up in sorted(upstream_products.get(product.name, set()) & failed_names)
-                ]
-                try:
-                    result = audit_and_publish(
-                        con,
-                        mesh,
-                        descriptor,
-                        product,
-                        built(product.name),
-                        run_id,
-                        blockers,
-                        suites.get(product.name, ()),
-                    )
-                except Exception as exc:
-                    lineage[key].fail(f"{type(exc).__name__}: {exc}")
-                    record_error(mesh, domain, product.name, run_id, exc, will_retry(exc, context.retry_number))
-                    raise
-                if result.view_path:
-                    views[product.name] = result.view_path
-                if result.published is None:
-                    lineage[key].fail("; ".join(result.blockers), result.evaluated)
-                    yield from result.check_results(key)
-                    failures.append(result)
-                    failed_names.add(product.name)
-                    continue
-                yield dg.Output(
-                    value=output.value,
-                    output_name=output.output_name,
-                    metadata={**output.metadata, **materialization_metadata(result, [r for r in reads])},
-                )
-                lineage[key].complete(result.evaluated, result.published.rows)
-                yield from result.check_results(key)
-        repoint_views(mesh, domain, views)
-        for key in sorted((k for k in lineage if not lineage[k].done), key=str):
-            reason = "; ".join(dbt_run.errors) or "not built by dbt"
-            lineage[key].fail(reason)
-            if key not in product_keys:  # products not built are recorded below
-                record_error(mesh, domain, names[key], run_id, RuntimeError(reason))
-        for key, product in product_keys.items():
-            if key in selected and key not in held:
-                record_error(mesh, domain, product.name, run_id, RuntimeError("; ".join(dbt_run.errors) or "not built"))
-        if failures:
-            raise failures[0].failure()
-        if not dbt_run.success:
-            refused = step_failure(mesh, domain, RuntimeError("\n".join(dbt_run.errors)), run_id, via)
-            if isinstance(refused, dg.Failure) and refused.metadata.get("sandbox_refusals"):
-                raise refused
-            raise dg.Failure(
-                description=f"dbt build failed for domain {domain}: " + "; ".join(dbt_run.errors)[:2000],
-                allow_retries=False,
-            )
+    def _dbt(context: AssetExecutionContext, mesh: MeshResource) -> Iterator[Any]:
+        yield from run_dbt_step(context, mesh.mesh, plan)
 
     return _dbt

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import ModuleType
 
 import dagster as dg
 
+from mesh_platform.contracts.load_gate import version_gate
+from mesh_platform.defs.mesh_resource import RESOURCE_KEY, MeshResource
 from mesh_platform.defs.publish import alert
 from mesh_platform.defs.python_assets import build_python_asset
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 from mesh_platform.governance.bypass import dbt_bypasses, python_bypasses
 from mesh_platform.governance.code_scan import landing_claims, scan_domain
+from mesh_platform.lineage.dagster_metadata import with_column_lineage
 from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.freshness import freshness_sensor
 from mesh_platform.orchestration.landing import landing_sensor
@@ -133,6 +138,22 @@ def landing_problems(mesh: Mesh, domain: str, landing: list[str], code_file: str
     return problems
 
 
+# where dbt names the file it could not parse: "(models/marts/x.sql)" or "reading patients: marts/x.yml"
+_DBT_FILE = re.compile(r"\(([^()\s]+\.(?:sql|ya?ml|py|csv))\)|: ([^\s:]+\.(?:sql|ya?ml|py|csv))\b")
+
+
+def parse_problem(mesh: Mesh, dbt_dir: Path, domain: str, message: str) -> Problem:
+    """dbt could not parse the project: a problem in the file dbt names, when it names one."""
+    file = mesh.project.rel(dbt_dir)
+    for match in _DBT_FILE.finditer(message):
+        named = match.group(1) or match.group(2)
+        found = [p for p in (dbt_dir / named, dbt_dir / "models" / named) if p.is_file()]
+        if found:
+            file = mesh.project.rel(found[0])
+            break
+    return Problem(file, "", "dbt-parse", " ".join(message.split())[:1500], domain=domain)
+
+
 def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     problems = list(mesh.problems_for(domain))
     descriptor = mesh.descriptors.get(domain)
@@ -140,7 +161,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         raise MeshDefinitionError(problems)
     file = mesh.files[domain]
     code_file = mesh.project.rel(mesh.project.domain_dir(domain) / "assets.py")
-    parts = DomainParts(domain)
+    parts = DomainParts(domain, resources={RESOURCE_KEY: MeshResource.of(mesh.project)})
     # read before it is imported: importing runs the module's top level, which could already reach out
     if access := code_access_problems(mesh, descriptor):
         raise MeshDefinitionError(access)
@@ -181,7 +202,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                 )
             )
             continue
-        parts.assets.append(build_python_asset(fn, descriptor, mesh.project, suites.get(fn.name, ()), landing))
+        parts.assets.append(build_python_asset(fn, descriptor, suites.get(fn.name, ()), landing))
         built.add(fn.name)
 
     if mesh.project.dbt_project_dir(domain) is not None:
@@ -192,11 +213,14 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
             dbt_problems,
             load_manifest,
         )
+        from mesh_platform.defs.dbt_project import DbtParseError
 
         dbt_dir = mesh.project.dbt_project_dir(domain)
         assert dbt_dir is not None
-        try:
+        try:  # parsed again by dbt when a file of the project changed since its manifest was made
             manifest = load_manifest(mesh.project, domain)
+        except DbtParseError as exc:
+            raise MeshDefinitionError([parse_problem(mesh, dbt_dir, domain, str(exc))]) from exc
         except (OSError, ValueError) as exc:
             raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
         problems += dbt_problems(manifest, descriptor, file)
@@ -230,6 +254,8 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                     domain=domain,
                 )
             )
+    if not problems:  # column lineage on the specs, and the version gate (mesh_platform.lineage, .contracts)
+        problems += with_column_lineage(mesh, descriptor, fns, parts) + version_gate(mesh, descriptor)
     if problems:
         raise MeshDefinitionError(problems)
 

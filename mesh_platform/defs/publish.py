@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 
 from mesh_platform.checks.run import CheckOutcome, contract_not_run, run_contract
+from mesh_platform.contracts.snapshot import contract_snapshot
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.refusals import report_refusals
 from mesh_platform.mesh import Mesh
@@ -124,7 +125,8 @@ def audit_and_publish(
             {"failed_checks": [{**o.as_dict(), "observed": o.metadata.get("observed_value")} for o in failed]},
         )
     else:
-        audit.published = store.publish(con, descriptor.domain, product.name, build, run_id)
+        contract = contract_snapshot(descriptor, product)  # recorded with the version, for the version gate
+        audit.published = store.publish(con, descriptor.domain, product.name, build, run_id, contract)
         if build.file is not None:
             audit.view_path = audit.published.path
     store.record_status(

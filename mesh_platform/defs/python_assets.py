@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 from dagster import AssetExecutionContext
 
-from mesh_platform.checks.specs import check_specs
+from mesh_platform.defs.mesh_resource import MeshResource
 from mesh_platform.defs.publish import (
     TRANSIENT_RETRIES,
     audit_and_publish,
@@ -17,7 +17,7 @@ from mesh_platform.defs.publish import (
     step_failure,
     will_retry,
 )
-from mesh_platform.defs.specs import internal_attributes, product_attributes
+from mesh_platform.defs.specs import mesh_spec
 from mesh_platform.defs.warehouse_io import (
     expose_inputs,
     land_table,
@@ -31,8 +31,6 @@ from mesh_platform.governance.policies import quote
 from mesh_platform.governance.sandbox import open_sandboxed
 from mesh_platform.mesh import Mesh
 from mesh_platform.openlineage import AssetLineage
-from mesh_platform.orchestration.automation import automation_attributes
-from mesh_platform.project import MeshProject
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested, SuiteFn
 from mesh_platform.store import Build, build_into, point_view, staged_file, staging
 from mesh_platform.warehouse import pool_for
@@ -84,34 +82,18 @@ def _ingested_metadata(result: Ingested) -> dict[str, Any]:
 def build_python_asset(
     asset_fn: AssetFn,
     descriptor: Descriptor,
-    project: MeshProject,
     suites: Sequence[SuiteFn] = (),
     landing: Sequence[str] = (),
 ) -> dg.AssetsDefinition:
     """`landing`: the landing folders the domain's assets declare (its sandbox may read them)."""
     domain = descriptor.domain
     product = descriptor.product(asset_fn.name) if asset_fn.role == "product" else None
-    if product is not None:
-        attributes = product_attributes(descriptor, product, "python")
-        checks = check_specs(descriptor, product, suites)
-    else:
-        attributes = internal_attributes(descriptor, asset_fn.name, asset_fn.description, "python")
-        checks = []
-    spec = dg.AssetSpec(
-        deps=[dep_key(domain, r) for r in asset_fn.reads], **attributes, **automation_attributes(descriptor, product)
-    )
+    planned = mesh_spec(descriptor, asset_fn.name, "python", product, asset_fn.description, suites)
+    spec = planned.spec(deps=[dep_key(domain, r) for r in asset_fn.reads])
     consumed = [r for r in asset_fn.reads if "." in r]
     via = f"{domain}.{asset_fn.name}"
 
-    @dg.multi_asset(
-        name=f"{domain}__{asset_fn.name}",
-        specs=[spec],
-        check_specs=checks,
-        pool=pool_for(domain),
-        retry_policy=TRANSIENT_RETRIES,
-    )
-    def _compute(context: AssetExecutionContext) -> Iterator[Any]:
-        mesh = Mesh.load(MeshProject.discover(project.root))
+    def materialize(context: AssetExecutionContext, mesh: Mesh) -> Iterator[Any]:
         run_id = context.run.run_id
         lineage = AssetLineage(
             mesh.project.home.path,
@@ -122,6 +104,7 @@ def build_python_asset(
             context.job_name,
             product,
             context.retry_number,
+            context.assets_def.metadata_by_key.get(spec.key),
         )
         lineage.start()
         home = mesh.project.home
@@ -138,6 +121,7 @@ def build_python_asset(
                 inputs = prepare_inputs(mesh, domain, consumed, run_id, via, in_duckdb=True)
             except Exception as exc:
                 raise failed(exc) from exc
+            lineage.inputs_read([i.grant for i in inputs])
             sandbox = step_sandbox(mesh, domain, folder, inputs, landing)
             with open_sandboxed(home, sandbox) as con:
                 ctx = AssetContext(
@@ -181,5 +165,15 @@ def build_python_asset(
             metadata=materialization_metadata(audit, governed_reads),
             check_results=audit.check_results(spec.key),
         )
+
+    @dg.multi_asset(
+        name=f"{domain}__{asset_fn.name}",
+        specs=[spec],
+        check_specs=planned.checks,
+        pool=pool_for(domain),
+        retry_policy=TRANSIENT_RETRIES,
+    )
+    def _compute(context: AssetExecutionContext, mesh: MeshResource) -> Iterator[Any]:
+        yield from materialize(context, mesh.mesh)
 
     return _compute

@@ -1,17 +1,27 @@
 """Global policy, applied once: what every asset of the mesh carries in Dagster.
 
-Products: key [domain, product], group = domain, owners, description, value, business process,
-column schema with classification, kinds and tags. Internal assets: same key scheme and owner,
-tagged private to their domain.
+`mesh_spec` is the one place a domain's asset becomes Dagster spec attributes, whoever builds it
+(a Python `@product` / `@internal` function or a dbt model):
+
+- products: key [domain, product], group = domain, owners, description and value, business
+  process, consumers, column schema with classification, kinds and tags, freshness, and the
+  product's contract as asset checks (`checks.specs`);
+- internal assets: the same key scheme and owner, tagged private to their domain, no checks;
+- both: declarative automation when the domain consumes other domains' products.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
+from mesh_platform.checks.specs import check_specs
 from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
+from mesh_platform.orchestration.automation import automation_attributes
+from mesh_platform.sdk import SuiteFn
 
 
 def column_schema(product: Product) -> dg.TableSchema:
@@ -34,7 +44,7 @@ def product_attributes(descriptor: Descriptor, product: Product, kind: str) -> d
         "key": dg.AssetKey([descriptor.domain, product.name]),
         "group_name": descriptor.domain,
         "owners": [descriptor.owner_of(product)],
-        "description": f"{product.description.strip()}\n\n**Value:** {product.value.strip()}",
+        "description": f"{product.description.strip()}\n\nValue: {product.value.strip()}",
         "kinds": {kind, "duckdb"},
         "tags": {
             "mesh/role": "product",
@@ -63,3 +73,45 @@ def internal_attributes(descriptor: Descriptor, name: str, description: str | No
         "tags": {"mesh/role": "internal", "mesh/domain": descriptor.domain},
         "metadata": {"mesh/domain": descriptor.domain, "mesh/visibility": "private to its domain"},
     }
+
+
+@dataclass(frozen=True)
+class MeshSpec:
+    """What the mesh says about one asset: its spec attributes and, for a product, its checks."""
+
+    attributes: dict[str, Any]
+    checks: list[dg.AssetCheckSpec]
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return self.attributes["key"]
+
+    def spec(self, deps: Iterable[dg.AssetKey]) -> dg.AssetSpec:
+        """A new spec (an asset the mesh builds itself)."""
+        return dg.AssetSpec(deps=deps, **self.attributes)
+
+    def applied_to(self, spec: dg.AssetSpec) -> dg.AssetSpec:
+        """`spec` (made by a library, e.g. dagster-dbt) with the mesh's attributes; its metadata is kept
+        beside the mesh's."""
+        attributes = dict(self.attributes)
+        metadata = {**spec.metadata, **attributes.pop("metadata")}
+        return spec.replace_attributes(**attributes, metadata=metadata)
+
+
+def mesh_spec(
+    descriptor: Descriptor,
+    name: str,
+    kind: str,
+    product: Product | None,
+    description: str | None = None,
+    suites: Sequence[SuiteFn] = (),
+) -> MeshSpec:
+    """The asset `name` of `descriptor`'s domain, built by `kind` (`python`, `dbt`): a product when
+    `product` is given (its descriptor entry), else an internal asset described by `description`."""
+    if product is not None:
+        attributes = product_attributes(descriptor, product, kind)
+        checks = check_specs(descriptor, product, suites)
+    else:
+        attributes = internal_attributes(descriptor, name, description, kind)
+        checks = []
+    return MeshSpec({**attributes, **automation_attributes(descriptor, product)}, checks)

@@ -96,15 +96,19 @@ def governed_sources(mesh: Mesh, domain: str, inputs: Sequence[Input], sandbox: 
         expose_inputs(con, inputs)
 
 
-def dbt_target(mesh: Mesh, domain: str, staging: Path, sandbox: Sandbox) -> tuple[str, dict[str, str]]:
+def dbt_target(
+    mesh: Mesh, domain: str, staging: Path, sandbox: Sandbox, products: Iterable[str]
+) -> tuple[str, dict[str, str]]:
     """The dbt target for this warehouse and the variables its profile output, the sandbox plugin
-    and the platform's `mesh_product` materialization (the step's `staging` folder) read."""
+    and the platform's `mesh_product` materialization read: the product models the step audits and
+    publishes (`products`), which on DuckDB are built into files in the step's `staging` folder."""
     if warehouse_kind() == "postgres":  # the domain's own role
         return "postgres", provision(PgWarehouse.from_env(), mesh.project.home, domain).dbt_env(domain)
     from mesh_platform.governance.sandbox import SANDBOX_ENV
 
     return "duckdb", {
         "MESH_DUCKDB_PATH": str(mesh.project.home.warehouse(domain)),
+        "MESH_PRODUCT_MODELS": ",".join(sorted(products)),
         "MESH_PRODUCT_STAGING": str(staging),
         "MESH_PARQUET_OPTIONS": PARQUET,
         SANDBOX_ENV: sandbox.to_env(),
@@ -132,8 +136,8 @@ def built_products(
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, Callable[[str], Build]]]:
     """Read adapter for write-audit-publish: a connection in the step's sandbox and `built(name)`,
     the product's build: the relation the checks read and the Parquet file in the staging `folder`
-    it was built into. On DuckDB, dbt built product tables into those files
-    (`dbt_runner.build_products_into_files`; a model it built as a table of its own has none); on
+    it was built into. On DuckDB, dbt built product models into those files (the `mesh_product`
+    materialization; a model it built as a table of its own has none); on
     PostgreSQL each table is exported into one, as the domain's role (the checks run in DuckDB
     whatever the warehouse)."""
     home = mesh.project.home

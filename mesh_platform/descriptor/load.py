@@ -252,10 +252,10 @@ def _key_identity(loader: Any, node: yaml.Node) -> tuple[str, Any]:
     return ("value", value)
 
 
-def _decode(data: bytes, rel: str, domain: str) -> tuple[str | None, list[Problem]]:
+def _decode(data: bytes, rel: str, domain: str, what: str = "descriptor") -> tuple[str | None, list[Problem]]:
     if len(data) > MAX_BYTES:
         line = data[:MAX_BYTES].count(b"\n") + 1
-        message = f"the descriptor is larger than {MAX_BYTES // 1024} KiB; nothing past that is read"
+        message = f"the {what} is larger than {MAX_BYTES // 1024} KiB; nothing past that is read"
         return None, [Problem(rel, "", "descriptor-size", message, line, domain)]
     try:
         return data.decode("utf-8"), []
@@ -285,7 +285,7 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, rel: str, domain: str) -> Prob
     return Problem(rel, "", "yaml", " ".join(message.split()), mark.line + 1 if mark else 1, domain)
 
 
-def _parse(text: str, rel: str, domain: str) -> tuple[Any, yaml.Node | None, list[Problem]]:
+def _parse(text: str, rel: str, domain: str, what: str = "descriptor") -> tuple[Any, yaml.Node | None, list[Problem]]:
     """The document and its node tree, or the problems that keep it from being used."""
     try:
         bound = _check_events(text)
@@ -295,7 +295,7 @@ def _parse(text: str, rel: str, domain: str) -> tuple[Any, yaml.Node | None, lis
         try:
             node = loader.get_single_node()
             if node is None:
-                return None, None, [Problem(rel, "", "yaml", "the descriptor is empty", 1, domain)]
+                return None, None, [Problem(rel, "", "yaml", f"the {what} is empty", 1, domain)]
             duplicates = _duplicate_keys(loader, node)
             if duplicates:
                 return (
@@ -307,7 +307,7 @@ def _parse(text: str, rel: str, domain: str) -> tuple[Any, yaml.Node | None, lis
                             _field_path(loc),
                             "duplicate-key",
                             f"key {loc[-1]!r} is given twice in one mapping (first at line {first}); "
-                            "a descriptor is refused rather than one of them silently used",
+                            f"a {what} is refused rather than one of them silently used",
                             line,
                             domain,
                         )
@@ -362,20 +362,32 @@ def read_descriptor(path: Path, rel: str) -> LoadedDescriptor:
     return LoadedDescriptor(descriptor, problems, lambda field_path: _line_of(node, _loc_of(field_path)))
 
 
-_parsed: dict[tuple[str, str], tuple[int, int, LoadedDescriptor]] = {}
+@dataclass
+class YamlDocument:
+    """A YAML file read within the descriptors' bounds: its data (None if it cannot be used), its
+    problems, and the line of each field."""
+
+    data: Any
+    problems: list[Problem]
+    node: yaml.Node | None = None
+
+    def line_of(self, field_path: str) -> int | None:
+        """The line of `field_path` (`schema[0].properties[2].name`) or of its closest existing parent."""
+        return _line_of(self.node, _loc_of(field_path))
 
 
-def load_descriptor(path: Path, rel: str) -> LoadedDescriptor:
-    """`read_descriptor`, except that a file unchanged since this process last read it (same size
-    and modification time) is not read again."""
+def read_yaml(path: Path, rel: str, what: str) -> YamlDocument:
+    """Read, bound and parse a YAML file that is not a descriptor (`what` names it in problems), with
+    the same limits: size, UTF-8, nesting, alias expansion, duplicate keys."""
     try:
-        stat = path.stat()
-    except OSError:
-        return read_descriptor(path, rel)
-    key = (str(path), rel)
-    cached = _parsed.get(key)
-    if cached is None or cached[:2] != (stat.st_mtime_ns, stat.st_size):
-        cached = _parsed[key] = (stat.st_mtime_ns, stat.st_size, read_descriptor(path, rel))
-    loaded = cached[2]
-    descriptor = loaded.descriptor.model_copy(deep=True) if loaded.descriptor else None
-    return LoadedDescriptor(descriptor, list(loaded.problems), loaded.line_of)
+        raw = _read(path)
+    except OSError as exc:
+        return YamlDocument(None, [Problem(rel, "", "readable", f"cannot read the {what}: {exc.strerror or exc}", 1)])
+    text, problems = _decode(raw, rel, "", what)
+    if text is None:
+        return YamlDocument(None, problems)
+    data, node, problems = _parse(text, rel, "", what)
+    if problems:
+        last = text.count("\n") + 1
+        return YamlDocument(None, [replace(p, line=min(p.line or 1, last)) for p in problems], node)
+    return YamlDocument(data, [], node)

@@ -47,6 +47,8 @@ DURATION_PATTERN = re.compile(r"^(\d+)([mhd])$")
 DURATION_UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_FRESHNESS_S = 366 * 86400
 PRODUCT_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+COLUMN_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+VERSION_PATTERN = r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$"
 ColumnType = Literal["string", "integer", "bigint", "double", "boolean", "date", "timestamp"]
 # the warehouse type each descriptor column type is built as (DuckDB names)
 SQL_TYPE_NAMES = {
@@ -81,6 +83,11 @@ class Column(_Strict):
         default=None,
         description="masking policy applied on read for consumers without PII access "
         "(pii columns only; default 'token')",
+    )
+    derived_from: list[Annotated[str, StringConstraints(pattern=COLUMN_REF_PATTERN)]] | None = Field(
+        default=None,
+        description="the columns this one is made from ('<domain>.<asset>.<column>'), declared only where the "
+        "platform cannot read them from the code (shown as declared wherever lineage is shown)",
     )
 
     @model_validator(mode="after")
@@ -162,8 +169,27 @@ class Product(_Strict):
     expectations: list[Expectation] = Field(default_factory=list)
     freshness: str | None = Field(default=None, description="maximum lag, e.g. '26h', '30m', '2d'")
     access: Access = Field(default_factory=Access)
+    version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)] | None = Field(
+        default=None, description="'MAJOR.MINOR' (quoted in YAML); a breaking change needs a new major"
+    )
 
     _check_owner = field_validator("owner")(lambda cls, v: v if v is None else _check_owner(v))
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise PydanticCustomError(
+                "version_format",
+                "version is 'MAJOR.MINOR' in quotes, e.g. version: \"{hint}\" (unquoted, YAML reads 1.10 as the "
+                "number 1.1)",
+                {"hint": f"{value:.1f}" if isinstance(value, float) else f"{value}.0"},
+            )
+        return value
+
+    @property
+    def major(self) -> int | None:
+        return int(self.version.split(".")[0]) if self.version else None
 
     @field_validator("freshness")
     @classmethod

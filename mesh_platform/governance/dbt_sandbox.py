@@ -12,6 +12,9 @@ dbt-duckdb keeps its connection (and so the locked database instance) open after
 reuses it while its credentials are equal; the sandbox spec carries a nonce per invocation, so its
 credentials change and every invocation gets a connection of its own, and `release()` closes the
 connections of the last one, so the platform's own connection after the step is not the locked one.
+The spec (with its nonce) reaches only the step's `dbt build`: dbt's parses render the profile with
+fixed values and no sandbox (`mesh_platform.defs.dbt_project.parse_env`), open no connection, and so
+keep dbt's partial parsing valid from one step to the next.
 """
 
 from __future__ import annotations

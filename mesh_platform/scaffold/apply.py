@@ -31,8 +31,8 @@ def apply(mesh: Mesh, plan: FilePlan, dbt_domain: str | None, notes: list[str]) 
 
 
 def prepare_dbt(mesh: Mesh, domain: str) -> None:
-    """`mesh prepare` for one dbt project: its manifest, so definitions load without parsing."""
-    from mesh_platform.defs.dbt_runner import prepare_project
+    """`mesh prepare` for one dbt project: parsed now, so the first definitions load finds it parsed."""
+    from mesh_platform.defs.dbt_project import prepare_project
 
     project_dir = mesh.project.dbt_project_dir(domain)
     assert project_dir is not None, f"no dbt project for {domain}"

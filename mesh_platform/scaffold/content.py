@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Protocol
 
 from mesh_platform.scaffold.render import render
+
+
+class ProductContent(Protocol):
+    """What a scaffold writes for a product: its descriptor entry and the code that builds it."""
+
+    def descriptor_entry(self) -> str: ...
+
+    def python_function(self) -> str: ...
+
+    def dbt_model(self) -> tuple[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,16 @@ class ExampleProduct:
             name=self.name,
             selects=selects,
         )
+
+    def domain_test(self) -> str:
+        """The fast test of the example product, for the domain's `test_<domain>.py`."""
+        if not self.reads:
+            return "\n\n" + render("domain/test_product_inline.py").rstrip("\n")
+        counts = {ref: 3 + 2 * i for i, ref in enumerate(self.reads)}  # distinct: a swapped count shows
+        entries = [f"{json.dumps(ref)}: {count}" for ref, count in counts.items()]
+        flat = ", ".join(entries)
+        rows = flat if len(flat) <= 90 else "\n" + "".join(f"    {e},\n" for e in entries)
+        return "\n\n" + render("domain/test_product_from_consumes.py", consumed_rows=rows).rstrip("\n")
 
     def dbt_model(self) -> tuple[str, str]:
         """(SQL, properties YAML) of the dbt model."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import yaml
 
@@ -11,7 +12,7 @@ from mesh_platform.descriptor.model import OWNER_PATTERN, PRODUCT_REF_PATTERN, D
 from mesh_platform.descriptor.rules import product_rules
 from mesh_platform.mesh import Mesh
 from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError, apply
-from mesh_platform.scaffold.content import ExampleProduct
+from mesh_platform.scaffold.content import ExampleProduct, ProductContent
 from mesh_platform.scaffold.names import InvalidName, check_name
 from mesh_platform.scaffold.plan import FilePlan
 from mesh_platform.scaffold.render import one_line, render, yaml_scalar
@@ -73,8 +74,10 @@ def plan_new_domain(
     product: str,
     business_process: str | None = None,
     description: str | None = None,
+    content: ProductContent | None = None,
 ) -> tuple[FilePlan, list[str]]:
-    """Check everything and render every file in memory; raise ScaffoldError before anything is written."""
+    """Check everything and render every file in memory; raise ScaffoldError before anything is written.
+    `content`: the product's entry and code (default: the example product, built from `consumes`)."""
     root = mesh.project.root
     try:
         check_name(name, "domain")
@@ -94,7 +97,7 @@ def plan_new_domain(
     if not business_process or not description:
         raise ScaffoldError("--business-process and --description must not be empty")
 
-    example = ExampleProduct(name, product, tuple(consumes))
+    example = content or ExampleProduct(name, product, tuple(consumes))
     consumes_block = "consumes:\n" + "".join(f"  - {ref}\n" for ref in consumes) if consumes else ""
     descriptor_text = render(
         "domain/domain.yaml",
@@ -107,13 +110,17 @@ def plan_new_domain(
     )
     descriptor = Descriptor.model_validate(yaml.safe_load(descriptor_text))
     rel = f"domains/{name}/{DESCRIPTOR_FILE}"
-    assert descriptor.domain == name and not product_rules(descriptor, rel), "scaffold template is inconsistent"
+    assert descriptor.domain == name, "scaffold template is inconsistent"
+    problems = product_rules(descriptor, rel)
+    if problems:
+        raise ScaffoldError(f"{product} would break {rel}: {problems[0]}")
 
     domain_dir = mesh.project.domain_dir(name)
     plan = FilePlan(root)
     plan.write(domain_dir / DESCRIPTOR_FILE, descriptor_text)
     plan.write(domain_dir / "definitions.py", render("domain/definitions.py", domain=name))
-    plan.write(domain_dir / f"test_{name}.py", render("domain/test_domain.py", domain=name))
+    test = render("domain/test_domain.py", domain=name, product=product, product_test=example.domain_test())
+    plan.write(domain_dir / f"test_{name}.py", test)
     if kind == "python":
         assets = render("python/assets.py", domain=name) + "\n\n" + example.python_function()
         plan.write(domain_dir / "assets.py", assets)
@@ -150,7 +157,8 @@ def dbt_sources(consumes: list[str]) -> str:
 
 
 def new_domain(
-    mesh: Mesh, name: str, owner: str, consumes: list[str], kind: str, product: str, **text: str
+    mesh: Mesh, name: str, owner: str, consumes: list[str], kind: str, product: str, **options: Any
 ) -> Scaffolded:
-    plan, notes = plan_new_domain(mesh, name, owner, consumes, kind, product, **text)
+    """`plan_new_domain`'s plan, written (its keyword options: business_process, description, content)."""
+    plan, notes = plan_new_domain(mesh, name, owner, consumes, kind, product, **options)
     return apply(mesh, plan, name if kind == "dbt" else None, notes)

@@ -13,7 +13,7 @@ from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.rules import product_rules
 from mesh_platform.mesh import Mesh
 from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError, apply
-from mesh_platform.scaffold.content import ExampleProduct
+from mesh_platform.scaffold.content import ExampleProduct, ProductContent
 from mesh_platform.scaffold.names import InvalidName, check_name
 from mesh_platform.scaffold.plan import FilePlan
 from mesh_platform.scaffold.render import render
@@ -22,6 +22,15 @@ SDK = "mesh_platform.sdk"
 SDK_NAMES = ("AssetContext", "product")
 _TOP_KEY = re.compile(r"^[A-Za-z_][\w-]*\s*:")
 _PRODUCTS = re.compile(r"^products\s*:\s*(\[\s*\])?\s*(#.*)?$")
+
+
+def _reindented(entry: str, indent: int) -> str:
+    """`entry` (list items indented by two spaces, as the templates write them) at `indent` spaces."""
+    if indent > 2:
+        return "".join(" " * (indent - 2) + line if line.strip() else line for line in entry.splitlines(True))
+    if indent < 2:
+        return "".join(line[2 - indent :] for line in entry.splitlines(True))
+    return entry
 
 
 def with_product_entry(text: str, entry: str) -> str:
@@ -39,11 +48,47 @@ def with_product_entry(text: str, entry: str) -> str:
         end -= 1
     items = [line for line in lines[start + 1 : end] if line.lstrip().startswith("- ")]
     indent = len(items[0]) - len(items[0].lstrip()) if items else 2
-    if indent != 2:  # the templates indent list items by two spaces; follow the file's own layout
-        entry = "".join(" " * (indent - 2) + line if line.strip() else line for line in entry.splitlines(True))
-        if indent < 2:
-            entry = "".join(line[2 - indent :] for line in entry.splitlines(True))
-    return "".join(lines[:end]) + entry + "".join(lines[end:])
+    return "".join(lines[:end]) + _reindented(entry, indent) + "".join(lines[end:])
+
+
+def _end_line(node: yaml.Node) -> int:
+    """The index of the line after the last line of `node`'s own content (comments after it excluded)."""
+    if isinstance(node, yaml.MappingNode) and node.value and not node.flow_style:
+        return _end_line(node.value[-1][1])
+    if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style:
+        return _end_line(node.value[-1])
+    return node.end_mark.line + (1 if node.end_mark.column else 0)
+
+
+def with_product_replaced(text: str, name: str, entry: str) -> str:
+    """`text` (a domain.yaml) with product `name`'s entry replaced by `entry`; every other line, comments
+    included, kept as it was. Raises ValueError when the file does not list the product as a block item."""
+    root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    products = None
+    if isinstance(root, yaml.MappingNode):
+        products = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "products"), None)
+    if not isinstance(products, yaml.SequenceNode) or products.flow_style:
+        raise ValueError("its products are not a block list")
+    item = next(
+        (
+            node
+            for node in products.value
+            if isinstance(node, yaml.MappingNode)
+            and any(
+                isinstance(k, yaml.ScalarNode) and k.value == "name" and getattr(v, "value", None) == name
+                for k, v in node.value
+            )
+        ),
+        None,
+    )
+    if item is None or item.flow_style:
+        raise ValueError(f"product {name!r} is not a block mapping in its products list")
+    lines = text.splitlines(keepends=True)
+    start, end = item.start_mark.line, _end_line(item)
+    dash = lines[start].find("- ")
+    if dash < 0 or lines[start][:dash].strip():
+        raise ValueError(f"product {name!r} does not start its own line with '- '")
+    return "".join(lines[:start]) + _reindented(entry, dash) + "".join(lines[end:])
 
 
 def _import_line(names: list[str]) -> str:
@@ -97,8 +142,12 @@ def _dbt_sources(project_dir: Path) -> set[str]:
     return refs
 
 
-def plan_new_product(mesh: Mesh, domain: str, name: str, kind: str | None) -> tuple[FilePlan, str | None]:
+def plan_new_product(
+    mesh: Mesh, domain: str, name: str, kind: str | None, content: ProductContent | None = None
+) -> tuple[FilePlan, str | None]:
     """Check everything and render every change in memory; raise ScaffoldError before anything is written.
+    `content`: the entry and code to write (default: the example product, built from what the domain
+    consumes).
 
     Returns the plan and the domain whose dbt project must be re-parsed (None for Python)."""
     if domain not in mesh.project.domain_names():
@@ -127,7 +176,7 @@ def plan_new_product(mesh: Mesh, domain: str, name: str, kind: str | None) -> tu
     if kind == "python":
         if name in _python_names(assets) | set(SDK_NAMES):
             raise ScaffoldError(f"{mesh.project.rel(assets)} already defines {name!r}")
-        example = ExampleProduct(domain, name, tuple(descriptor.consumes))
+        example = content or ExampleProduct(domain, name, tuple(descriptor.consumes))
         before = assets.read_text() if assets.exists() else render("python/assets.py", domain=domain)
         plan.write(assets, with_python_product(before, example.python_function()))
         compile(plan.files[assets], str(assets), "exec")
@@ -137,7 +186,7 @@ def plan_new_product(mesh: Mesh, domain: str, name: str, kind: str | None) -> tu
         if name in models:
             raise ScaffoldError(f"dbt project {mesh.project.rel(dbt_dir)} already has a model named {name!r}")
         declared = _dbt_sources(dbt_dir)
-        example = ExampleProduct(domain, name, tuple(r for r in descriptor.consumes if r in declared))
+        example = content or ExampleProduct(domain, name, tuple(r for r in descriptor.consumes if r in declared))
         marts = dbt_dir / "models" / "marts"
         folder = marts if marts.is_dir() else dbt_dir / "models"
         sql, properties = example.dbt_model()
@@ -154,11 +203,15 @@ def plan_new_product(mesh: Mesh, domain: str, name: str, kind: str | None) -> tu
         p.name for p in updated.products
     ] != [*(p.name for p in descriptor.products), name]:
         raise ScaffoldError(f"could not add {name} to {mesh.files[domain]}: its layout is not one this tool edits")
-    assert not product_rules(updated, mesh.files[domain]), "scaffold template is inconsistent"
+    problems = product_rules(updated, mesh.files[domain])
+    if problems:
+        raise ScaffoldError(f"{name} would break {mesh.files[domain]}: {problems[0]}")
     plan.write(path, new_text)
     return plan, domain if kind == "dbt" else None
 
 
-def new_product(mesh: Mesh, domain: str, name: str, kind: str | None = None) -> Scaffolded:
-    plan, dbt_domain = plan_new_product(mesh, domain, name, kind)
+def new_product(
+    mesh: Mesh, domain: str, name: str, kind: str | None = None, content: ProductContent | None = None
+) -> Scaffolded:
+    plan, dbt_domain = plan_new_product(mesh, domain, name, kind, content)
     return apply(mesh, plan, dbt_domain, [])

@@ -1,10 +1,23 @@
 {#-
-  A data product built straight into the Parquet file the platform audits and then publishes
-  (renames into the product store), so its rows are written once: the relation is a view over that
-  file. The platform chooses this materialization for product models of the DuckDB target at run
-  time (mesh_platform/defs/dbt_runner.py); MESH_PRODUCT_STAGING is the step's staging folder.
+  `materialized: mesh_product`, declared by a domain's dbt project for its product models.
+
+  On DuckDB, for a model the platform's step names in MESH_PRODUCT_MODELS, the product is built
+  straight into the Parquet file the platform audits and then publishes (renames into the product
+  store), so its rows are written once: the relation is a view over that file, in the step's
+  staging folder MESH_PRODUCT_STAGING. Everywhere else it is dbt's own `table`: on another
+  warehouse, for a model with constraints (its table enforces them), for a model the platform does
+  not publish, and when dbt is run by hand.
 -#}
+{% materialization mesh_product, default %}
+  {{ return(materialization_table_default()) }}
+{% endmaterialization %}
+
 {% materialization mesh_product, adapter="duckdb" %}
+  {%- set products = env_var('MESH_PRODUCT_MODELS', '').split(',') -%}
+  {%- set constrained = model['constraints'] or (model['columns'].values() | selectattr('constraints') | list) -%}
+  {%- if model['name'] not in products or constrained or not env_var('MESH_PRODUCT_STAGING', '') -%}
+    {{ return(materialization_table_duckdb()) }}
+  {%- endif -%}
   {%- set location = env_var('MESH_PRODUCT_STAGING') ~ '/' ~ model['name'] ~ '.parquet' -%}
   {%- set existing_relation = load_cached_relation(this) -%}
   {%- set target_relation = this.incorporate(type='view') -%}

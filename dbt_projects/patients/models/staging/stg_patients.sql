@@ -15,7 +15,9 @@ cleaned as (
         consent_marketing,
         consent_research,
         created_at,
-        {{ dbt.datediff("date_of_birth", "date '2024-06-30'", "year") }} as age_years
+        -- age in full years (a birthday after the as-of date has not happened yet); datediff would
+        -- count calendar years, making a 17-year-old born on 1 July 2006 an adult
+        cast(date_part('year', age(date '2024-06-30', date_of_birth)) as integer) as age_years
     from source
 )
 

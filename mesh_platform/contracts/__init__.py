@@ -1,0 +1,1 @@
+"""Product contracts over time: snapshots, the changes between two, and the consumer-aware gate."""
