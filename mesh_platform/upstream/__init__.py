@@ -55,4 +55,3 @@ with SQLAlchemy's public `creator` hook (`checks.gx_duckdb.AutocommitConnection`
 `tests/test_upstream.py` says when GX no longer needs it; dbt's specs come from dagster-dbt's
 `@dbt_assets`, dbt runs through `dbtRunner` with the Manifest its own parse returned.
 """
-
