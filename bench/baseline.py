@@ -87,7 +87,7 @@ def run(mesh: Mesh, folder: Path, manifests: dict[str, dict[str, Any]], memory_l
     for domain in mesh.domains:
         con.execute(f"use {domain}")
         for fn in _asset_fns(_import_domain_code(mesh, domain)):
-            ctx = BaselineContext(domain, fn.name, con, mesh, fn.reads, landing=fn.landing)
+            ctx = BaselineContext(domain, fn.name, con, mesh.project.home.path, fn.reads, landing=fn.landing)
             _write_result(con, fn.name, fn(ctx))
         for consumed in mesh.descriptors[domain].consumes:
             producer, product = consumed.split(".")

@@ -1,6 +1,8 @@
 """The Dagster instance of a MESH_HOME, chosen by `MESH_ENV`.
 
 - `dev` (the default): the embedded instance, SQLite files under `MESH_HOME/dagster`. One machine.
+  A submitted run is launched at once (DefaultRunCoordinator) by the mesh's run launcher, which
+  runs it in a warm run worker (`mesh_platform/orchestration/launcher.py`).
 - `prod`: Dagster's PostgreSQL storage (dagster-postgres) for runs, event logs (materializations,
   asset-check results) and schedules, so several processes and machines (webserver, daemon,
   `mesh run`, run workers) share one instance. The connection string is `MESH_PG_URL`
@@ -137,16 +139,19 @@ concurrency:
   # pool `warehouse_<domain>` (see mesh_platform/warehouse.py)
   pools:
     default_limit: 1
-  runs:
-    max_concurrent_runs: 4
-# the daemon (`make ui`) evaluates each product's freshness policy, and frees the pool slots of runs
-# that ended; run monitoring asks the launcher whether each run's process is alive and marks a run
-# whose process died failed (mesh_platform/orchestration/launcher.py)
-freshness:
-  enabled: true
+# a submitted run is launched at once (no queue: `mesh run` works without a daemon), by the mesh's
+# launcher: each run in a run worker forked from a warm server (mesh_platform/orchestration/launcher.py)
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: DefaultRunCoordinator
 run_launcher:
   module: mesh_platform.orchestration.launcher
   class: MeshRunLauncher
+# the daemon (`make ui`) evaluates each product's freshness policy, and frees the pool slots of runs
+# that ended; run monitoring asks the launcher whether each run's worker is alive and marks a run
+# whose worker died failed
+freshness:
+  enabled: true
 run_monitoring:
   enabled: true
   poll_interval_seconds: 15

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from mesh_platform.project import MeshHome
 
 LOCK_WAIT_S = 120.0
 MEMORY_LIMIT_ENV = "MESH_DUCKDB_MEMORY_LIMIT"
+MEMORY_LIMIT_TAG = "mesh/duckdb_memory_limit"  # a run's share, when runs share the limit (`mesh run`)
 DEFAULT_MEMORY_LIMIT = "1GB"  # DuckDB's own default is 80% of RAM; past the limit it spills to disk
 
 
@@ -27,11 +29,28 @@ SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT])(i?)B")
 
 
 def memory_limit() -> str:
-    """DuckDB's memory limit for the mesh's connections (read when a connection opens)."""
-    value = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    """DuckDB's memory limit for the mesh's connections (read when a connection opens): the share
+    of the run whose step is executing (its tag `mesh/duckdb_memory_limit`), else
+    MESH_DUCKDB_MEMORY_LIMIT, else 1GB."""
+    share = run_memory_share()
+    name, value = (MEMORY_LIMIT_TAG, share) if share else (MEMORY_LIMIT_ENV, os.environ.get(MEMORY_LIMIT_ENV))
+    value = value or DEFAULT_MEMORY_LIMIT
     if not SIZE.fullmatch(value):
-        raise ValueError(f"{MEMORY_LIMIT_ENV}={value!r}: expected a size like '512MB' or '2GB'")
+        raise ValueError(f"{name}={value!r}: expected a size like '512MB' or '2GB'")
     return value
+
+
+def run_memory_share() -> str | None:
+    """The memory limit tag of the run whose step this process is executing, if any."""
+    if "dagster" not in sys.modules:  # not in a Dagster step (and no import of Dagster for it)
+        return None
+    import dagster as dg
+
+    try:
+        context = dg.OpExecutionContext.get()
+    except dg.DagsterInvariantViolationError:
+        return None
+    return context.run.tags.get(MEMORY_LIMIT_TAG)
 
 
 def memory_limit_bytes() -> int:
@@ -40,8 +59,8 @@ def memory_limit_bytes() -> int:
 
 
 def memory_limit_share(parts: int) -> str:
-    """The memory limit split between `parts` processes that run at once (`mesh run --jobs`), so
-    the run as a whole stays within it."""
+    """The memory limit split between `parts` runs in flight at once (`mesh run --jobs`), so the
+    whole stays within it."""
     return f"{max(memory_limit_bytes() // parts // 1000**2, 64)}MB"
 
 

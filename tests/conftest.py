@@ -33,7 +33,8 @@ def copy_project(dest: Path) -> Path:
 
 def mesh_env(project: Path, home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "DAGSTER_"))}
-    return {**env, "MESH_PROJECT_DIR": str(project), "MESH_HOME": str(home)}
+    # a test's warm run worker server (orchestration/run_worker_server.py) ends soon after its runs
+    return {**env, "MESH_PROJECT_DIR": str(project), "MESH_HOME": str(home), "MESH_RUN_WORKER_IDLE_S": "120"}
 
 
 def run_mesh_cli(*args: str, env: dict[str, str], cwd: Path, check: bool = False) -> subprocess.CompletedProcess:

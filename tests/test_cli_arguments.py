@@ -69,7 +69,6 @@ HOSTILE: list[tuple[list[str], dict[str, str], str]] = [
     (["emit", "--malformed-rate", "2"], {}, "--malformed-rate"),
     (["emit", "--bookings", TWENTY_DIGITS], {}, "--bookings"),
     (["emit", "--batches", "0"], {}, "--batches"),
-    (["warm", "[/]"], {}, "'[/]'"),
 ]
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,19 +86,36 @@ def test_one_job_runs_domains_one_after_another(tmp_path: Path) -> None:
     run_mesh_cli("run", "--jobs", "1", "--domain", "pharmacy", "--domain", "scheduling", env=env, cwd=root, check=True)
     (_, first_end), (second_start, _) = sorted(run_spans(tmp_path / "home").values())
     assert first_end <= second_start
-    # each in a process of its own, whose memory goes back to the system when the domain is done
+    # each in a run worker of its own, whose memory goes back to the system when the domain is done
     runs = DagsterInstance.from_config(str(tmp_path / "home" / "dagster")).get_runs()
     assert len({run.tags["mesh/pid"] for run in runs}) == 2
 
 
-def test_ctrl_c_stops_every_domain_and_fails_their_runs(tmp_path: Path) -> None:
-    from dagster import DagsterInstance, DagsterRunStatus
+def _started(proc: subprocess.Popen, count: int) -> list[str]:
+    """Read `mesh run`'s progress until `count` domains' runs have started a step; their run ids."""
+    runs: list[str] = []
+    stepping: set[str] = set()
+    while len(stepping) < count:
+        line = proc.stderr.readline()
+        assert line, "mesh run ended before its domains started"
+        if ": run " in line:
+            runs.append(line.split(": run ")[1].strip())
+        elif "▶" in line:
+            stepping.add(line.split("▶")[1].strip().split("__")[0])
+    return runs
 
-    root = copy_project(tmp_path / "project")
-    env = mesh_env(root, tmp_path / "home")
-    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
-    proc = subprocess.Popen(
-        [MESH, "run"],
+
+def _worker(instance: Any, run_id: str) -> int:
+    deadline = time.monotonic() + 60
+    while not (pid := instance.get_run_by_id(run_id).tags.get("mesh/pid")):
+        assert time.monotonic() < deadline, "no worker recorded"
+        time.sleep(0.2)
+    return int(pid)
+
+
+def _mesh_run(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [MESH, "run", *args],
         env=env,
         cwd=root,
         stdout=subprocess.PIPE,
@@ -105,20 +125,56 @@ def test_ctrl_c_stops_every_domain_and_fails_their_runs(tmp_path: Path) -> None:
         # suite), the test inherits SIGINT ignored, and so would `mesh run`
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    started = 0
-    while started < 2:  # two domains running at once, each in its own process
-        line = proc.stderr.readline()
-        assert line, "mesh run ended before two domains started"
-        started += ": run " in line
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) == 2
+
+
+def test_ctrl_c_stops_every_domain_and_cancels_their_runs(tmp_path: Path) -> None:
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    root = copy_project(tmp_path / "project")
+    env = mesh_env(root, tmp_path / "home")
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    proc = _mesh_run(root, env)
+    run_ids = _started(proc, 2)  # two domains running at once, each in its run worker
+    instance = DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+    workers = [_worker(instance, run_id) for run_id in run_ids]
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=300)
     assert proc.returncode == 130
-    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
-    instance = DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     active = {DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
-    assert not [(run.job_name, run.status) for run in instance.get_runs() if run.status in active]
+    runs = instance.get_runs()
+    assert not [(run.job_name, run.status) for run in runs if run.status in active]
+    interrupted = [r for r in runs if r.run_id in run_ids and r.status != DagsterRunStatus.SUCCESS]
+    assert interrupted and {r.status for r in interrupted} == {DagsterRunStatus.CANCELED}
+
+
+def test_a_run_whose_worker_dies_fails_and_frees_its_domain(tmp_path: Path) -> None:
+    """Killed (out of memory, kill -9) while `mesh run` waits: the domain fails at once with why.
+    Killed together with its `mesh run`: the next `mesh run` marks the run failed. Either way the
+    domain's pool slot is free again and its next run succeeds."""
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    root = copy_project(tmp_path / "project")
+    env = mesh_env(root, tmp_path / "home")
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    instance = DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+
+    proc = _mesh_run(root, env, "--domain", "scheduling")
+    (killed,) = _started(proc, 1)
+    os.kill(_worker(instance, killed), signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "scheduling: failure" in stderr and "is gone" in stderr, stderr
+    assert instance.get_run_by_id(killed).status == DagsterRunStatus.FAILURE
+
+    proc = _mesh_run(root, env, "--domain", "scheduling")
+    (orphan,) = _started(proc, 1)
+    worker = _worker(instance, orphan)
+    proc.kill()
+    os.kill(worker, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert instance.get_run_by_id(orphan).status == DagsterRunStatus.STARTED  # nobody left to say otherwise
+    run_mesh_cli("run", "--domain", "scheduling", env=env, cwd=root, check=True)
+    assert instance.get_run_by_id(orphan).status == DagsterRunStatus.FAILURE
 
 
 def test_a_broken_descriptor_breaks_only_its_own_domain(tmp_path: Path) -> None:

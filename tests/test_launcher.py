@@ -1,21 +1,26 @@
-"""The embedded instance's run launcher tells run monitoring when a run's process is gone."""
+"""The embedded instance's run launcher: runs launch at once, a dead worker fails its run, Terminate
+stops the worker, and the warm server goes away when it is no longer wanted."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.events import EngineEventData
-from dagster._core.launcher import WorkerStatus
+import pytest
 
 from mesh_platform.instance import prepare_instance
 from mesh_platform.orchestration.launcher import MeshRunLauncher
+from mesh_platform.orchestration.run_worker_server import IDLE_ENV, ServerPaths, ensure_server
 from mesh_platform.processes import process_alive
+from mesh_platform.upstream.dagster_runs import WorkerStatus
 
 
 def _instance(tmp_path: Path) -> dg.DagsterInstance:
@@ -34,10 +39,19 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_dev_instance_uses_the_launcher_and_monitors_runs(tmp_path: Path) -> None:
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not process_alive(pid)
+
+
+def test_dev_instance_launches_at_once_with_the_launcher_and_monitors_runs(tmp_path: Path) -> None:
     instance = _instance(tmp_path)
     assert isinstance(instance.run_launcher, MeshRunLauncher)
     assert instance.run_launcher.supports_check_run_worker_health
+    # a submitted run goes to the launcher at once: `mesh run` needs no daemon
+    assert type(instance.run_coordinator).__name__ in ("DefaultRunCoordinator", "SyncInMemoryRunCoordinator")
     assert instance.run_monitoring_enabled and instance.run_monitoring_poll_interval_seconds <= 30
     # the slots a dead run holds are freed once it is marked failed (Dagster reads 0 as "never")
     assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] >= 1
@@ -45,30 +59,54 @@ def test_dev_instance_uses_the_launcher_and_monitors_runs(tmp_path: Path) -> Non
 
 def test_a_run_whose_worker_process_died_is_reported_failed(tmp_path: Path) -> None:
     instance = _instance(tmp_path)
-    launcher = instance.run_launcher
-    run = _started_run(instance)
-    # nothing recorded yet (the code server writes the pid once the process started): not judged
-    assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
-
-    pid = _dead_pid()
-    instance.report_engine_event(f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid))
-    result = launcher.check_run_worker_health(run)
-    assert result.status == WorkerStatus.FAILED and str(pid) in (result.msg or "")
-
-    alive = os.getpid()  # resumed by a new worker: the latest one counts
-    instance.report_engine_event(f"Started process for run (pid: {alive}).", run, EngineEventData.in_process(alive))
-    assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
-
-
-def test_runs_of_mesh_run_are_judged_by_their_process_tag(tmp_path: Path) -> None:
-    instance = _instance(tmp_path)
     here = socket.gethostname()
     dead = _started_run(instance, {"mesh/pid": str(_dead_pid()), "mesh/host": here})
     alive = _started_run(instance, {"mesh/pid": str(os.getpid()), "mesh/host": here})
     elsewhere = _started_run(instance, {"mesh/pid": str(_dead_pid()), "mesh/host": f"not-{here}"})
+    unrecorded = _started_run(instance)  # not launched here, or its pid not recorded yet: not judged
+    assert instance.run_launcher.check_run_worker_health(unrecorded).status == WorkerStatus.RUNNING
     assert instance.run_launcher.check_run_worker_health(dead).status == WorkerStatus.FAILED
     assert instance.run_launcher.check_run_worker_health(alive).status == WorkerStatus.RUNNING
     assert instance.run_launcher.check_run_worker_health(elsewhere).status == WorkerStatus.RUNNING
+
+
+def test_terminate_stops_the_worker_and_cancels_the_run(tmp_path: Path) -> None:
+    """A worker that does not end on SIGTERM (as Dagster's does inside a step with a retry policy)
+    is stopped after the grace period; the run ends cancelled either way."""
+    instance = _instance(tmp_path)
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"],
+        start_new_session=True,
+    )
+    time.sleep(0.5)  # its handler is installed
+    run = _started_run(instance, {"mesh/pid": str(stubborn.pid), "mesh/host": socket.gethostname()})
+    assert instance.run_coordinator.cancel_run(run.run_id) is True
+    assert stubborn.wait(timeout=30) == -signal.SIGKILL
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+
+    gone = _started_run(instance, {"mesh/pid": str(_dead_pid()), "mesh/host": socket.gethostname()})
+    assert instance.run_coordinator.cancel_run(gone.run_id) is False  # nothing left to stop...
+    assert instance.get_run_by_id(gone.run_id).status == dg.DagsterRunStatus.CANCELED  # ...and not left hanging
+
+
+@pytest.mark.slow
+def test_the_warm_server_leaves_when_idle_or_when_its_instance_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(IDLE_ENV, "2")
+    idle = ServerPaths.of(tmp_path / "idle" / "dagster", sys.executable)
+    ensure_server(idle, sys.executable)
+    pid = int(idle.suffixed(".pid").read_text())
+    assert _wait_gone(pid, 60), "an idle server stays"
+    assert not idle.socket.exists()
+    assert "exiting: idle" in idle.suffixed(".log").read_text()
+
+    monkeypatch.setenv(IDLE_ENV, "600")
+    removed = ServerPaths.of(tmp_path / "removed" / "dagster", sys.executable)
+    ensure_server(removed, sys.executable)
+    pid = int(removed.suffixed(".pid").read_text())
+    shutil.rmtree(tmp_path / "removed")  # a test's or a bench's home, deleted
+    assert _wait_gone(pid, 60), "a server outlives its instance"
 
 
 def test_a_zombie_is_not_alive() -> None:

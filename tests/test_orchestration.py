@@ -243,14 +243,21 @@ def test_a_killed_run_loses_nothing(stream: Stream) -> None:
         start_new_session=True,
     )
     assert proc.stdout is not None
+    run_id = None
     for line in proc.stdout:
+        run_id = line.split(": run ")[1].strip() if ": run " in line else run_id
         if "scheduling__appointment_events" in line:
             break
+    assert run_id is not None
+    worker = int(stream.instance().get_run_by_id(run_id).tags["mesh/pid"])
     time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGKILL)  # mid-batch: before, during or after the ingesting transaction
+    # mid-batch (before, during or after the ingesting transaction): the run's worker and `mesh run`
+    os.kill(worker, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     again = run_mesh_cli("run", "--domain", "scheduling", env=stream.env, cwd=stream.root)
     assert again.returncode == 0, again.stdout + again.stderr
+    assert stream.instance().get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
     with stream.events() as con:
         counts = con.execute(
             "select count(*), count(distinct event_id) from appointment_events where _source_file = ?",

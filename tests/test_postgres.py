@@ -2,7 +2,7 @@
 
 A private PostgreSQL cluster (Debian's binaries, 127.0.0.1, a free port) gets a role with a
 password and a database; the whole mesh then runs on it through `mesh run`, several runs at once
-(concurrent `mesh run`, and runs queued through the instance and dequeued by `dagster-daemon`),
+(`mesh run` submits to the queue, which `dagster-daemon` dequeues, concurrent `mesh run`s too),
 and SQL against the server shows what Dagster stored. Bad settings fail at start, in one line.
 """
 
@@ -115,15 +115,34 @@ def pg_url(pg: PostgresServer) -> str:
 
 @pytest.fixture(scope="module")
 def prod(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A project copy seeded small, MESH_ENV=prod against the server, and one whole `mesh run`."""
+    """A project copy seeded small, MESH_ENV=prod against the server, its `dagster-daemon` (which
+    launches the runs submitted to the queue, `mesh run`'s included) and one whole `mesh run`."""
     url = pg_url
     base = tmp_path_factory.mktemp("prod")
     root = copy_project(base / "project")
     env = {**project_env(root, base / "home"), "MESH_ENV": "prod", "MESH_PG_URL": url}
     run_mesh_cli("seed", "--scale", E2E_SCALE, env=env, cwd=root, check=True)
-    started = time.monotonic()
-    run = run_mesh_cli("run", env=env, cwd=root)
-    yield {"root": root, "home": base / "home", "env": env, "run": run, "seconds": time.monotonic() - started}
+    daemon_env = {**env, "DAGSTER_HOME": str(base / "home" / "dagster")}
+    log = open(base / "home" / "daemon.log", "w")  # noqa: SIM115 - closed below
+    daemon = subprocess.Popen(
+        [DAEMON, "run", "-w", str(root / "workspace.yaml")], cwd=root, env=daemon_env, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        started = time.monotonic()
+        run = run_mesh_cli("run", env=env, cwd=root)
+        yield {
+            "root": root, "home": base / "home", "env": env, "run": run, "seconds": time.monotonic() - started,
+            "daemon_env": daemon_env,
+        }  # fmt: skip
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait()
+        log.close()
 
 
 def q(pg: PostgresServer, sql: str, params: tuple = ()) -> list[tuple]:
@@ -221,30 +240,8 @@ def test_concurrent_mesh_runs_share_the_instance(pg: PostgresServer, prod: dict)
 
 @pytest.fixture
 def daemon(prod: dict) -> Iterator[tuple[dict[str, str], Path]]:
-    """`dagster-daemon run` over a workspace of two domains, on the prod instance."""
-    root = prod["root"]
-    workspace = root / "workspace_daemon.yaml"
-    entries = [
-        {"python_file": {"relative_path": f"domains/{d}/definitions.py", "location_name": d, "working_directory": "."}}
-        for d in ("pharmacy", "scheduling")
-    ]
-    workspace.write_text(yaml.safe_dump({"load_from": entries}))
-    env = {**prod["env"], "DAGSTER_HOME": str(prod["home"] / "dagster")}
-    log = open(prod["home"] / "daemon.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [DAEMON, "run", "-w", str(workspace)], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        yield env, workspace
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    """The prod instance's `dagster-daemon`, over the workspace of every domain."""
+    yield prod["daemon_env"], prod["root"] / "workspace.yaml"
 
 
 @pytest.mark.slow
@@ -330,4 +327,4 @@ def test_bad_postgres_settings_fail_mesh_run_at_start(
     assert PASSWORD not in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - started < 60
-    assert not (tmp_path / "home" / "logs").exists(), "nothing ran"
+    assert not (tmp_path / "home" / "dagster" / "history").exists(), "nothing ran"

@@ -8,7 +8,8 @@ import io
 from rich.console import Console
 
 from mesh_platform.checks.run import CheckOutcome, not_run
-from mesh_platform.run_report import DomainResult, domain_lines, product_reports, product_result, summary_table
+from mesh_platform.cli.run_summary import domain_lines, product_reports, summary_table
+from mesh_platform.run_report import DomainResult, product_result
 
 
 def _render(*renderables: object) -> str:

@@ -349,6 +349,44 @@ def test_checks_and_their_results_after_the_run(ui: UiMesh) -> None:
         assert set(recorded) <= set(checks), where
 
 
+JOB_RUNS_QUERY = """query($selector: PipelineSelector!) { pipelineOrError(params: $selector) {
+  __typename ... on Pipeline { runs(limit: 50) { runId status tags { key value }
+  repositoryOrigin { repositoryLocationName repositoryName } } } } }"""
+REEXECUTE_MUTATION = """mutation($params: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+RUN_QUERY = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status parentRunId
+  tags { key value } } } }"""
+
+
+def test_a_mesh_run_run_is_listed_with_its_job_and_reexecutes_from_the_ui(ui: UiMesh) -> None:
+    """The run `mesh run` made is in its job's run history (the job's page), linked to its code
+    location, and re-executing it from the UI (the mutation the UI's "Re-execute all" sends) succeeds."""
+    selector = {"repositoryLocationName": "pharmacy", "repositoryName": "__repository__", "pipelineName": "pharmacy"}
+    job = ui.server.graphql(JOB_RUNS_QUERY, {"selector": selector})["pipelineOrError"]
+    assert job["__typename"] == "Pipeline", job
+    from_cli = [r for r in job["runs"] if _tag(r, "mesh/launched_by") == "mesh run"]
+    assert from_cli, f"no run of `mesh run` in the job's history: {job['runs']}"
+    parent = from_cli[-1]  # the fixture's `mesh run`
+    assert parent["status"] == "SUCCESS"
+    assert parent["repositoryOrigin"] == {"repositoryLocationName": "pharmacy", "repositoryName": "__repository__"}
+
+    params = {"parentRunId": parent["runId"], "strategy": "ALL_STEPS"}
+    launched = ui.server.graphql(REEXECUTE_MUTATION, {"params": params})["launchRunReexecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + 600
+    while (run := ui.server.graphql(RUN_QUERY, {"id": run_id})["runOrError"])["status"] not in (
+        "SUCCESS",
+        "FAILURE",
+        "CANCELED",
+    ):
+        assert time.monotonic() < deadline, f"the re-execution did not finish: {run}"
+        time.sleep(2)
+    assert run["status"] == "SUCCESS" and run["parentRunId"] == parent["runId"], run
+    job = ui.server.graphql(JOB_RUNS_QUERY, {"selector": selector})["pipelineOrError"]
+    assert run_id in {r["runId"] for r in job["runs"]}
+
+
 VISIBLE_MS = 60_000  # the UI renders after its GraphQL answers; a busy CI machine is slow
 
 # --- in chromium -------------------------------------------------------------------------------

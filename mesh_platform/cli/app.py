@@ -22,7 +22,6 @@ from mesh_platform.cli import (
     run,
     seed,
     validate,
-    warm,
 )
 from mesh_platform.cli.common import fail
 from mesh_platform.instance import InstanceConfigError
@@ -54,7 +53,6 @@ for module in (
     export_contract,
     import_contract,
     emit,
-    warm,
 ):
     module.register(app)
 

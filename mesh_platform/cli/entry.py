@@ -1,22 +1,14 @@
-"""The `mesh` executable: hand the command to the warm server when one runs (`mesh warm`), else
-run it here."""
+"""The `mesh` executable: run the command, then end the process without tearing down its heap."""
 
 from __future__ import annotations
 
-import sys
-
 
 def main() -> None:
-    from mesh_platform.warm import run_warm
-
-    code = run_warm(sys.argv[1:])
-    if code is not None:
-        raise SystemExit(code)
-    from mesh_platform.cli.app import main as run_here
+    from mesh_platform.cli.app import main as run_command
     from mesh_platform.cli.finish import exit_code, finish
 
     try:
-        run_here()
+        run_command()
         code = 0
     except SystemExit as exc:
         code = exit_code(exc)

@@ -1,7 +1,8 @@
 """End a `mesh` command without tearing down the interpreter's heap.
 
-After `mesh run`, Python's own shutdown spends about 2.5 s freeing the objects Dagster, dbt and
-GX leave behind (module teardown; measured on a scale-0.05 run), although nothing is left to do.
+After `mesh run`, Python's own shutdown spends about a second of CPU freeing the objects Dagster,
+dagster-dbt and the domains' definitions leave behind (module teardown; docs/performance.md),
+although nothing is left to do.
 `finish` does what shutdown does that matters — waits for non-daemon threads, runs atexit
 handlers (logging's flush, multiprocessing's clean-up), flushes stdout and stderr — then exits.
 """

@@ -1,14 +1,15 @@
-"""`mesh run`: materialize products and their checks through the Dagster instance."""
+"""`mesh run`: materialize products and their checks: one Dagster run per domain, submitted through the
+instance (`orchestration/domain_runs.py`)."""
 
 from __future__ import annotations
 
 import typer
 
 from mesh_platform.cli.common import err, fail, invalid, load_mesh, out
+from mesh_platform.cli.run_summary import domain_lines, product_reports, summary_table
 from mesh_platform.mesh import Mesh
+from mesh_platform.orchestration.domain_runs import run_mesh
 from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
-from mesh_platform.run_report import domain_lines, product_reports, summary_table
-from mesh_platform.run_scheduler import run_mesh
 from mesh_platform.warehouse import memory_limit
 
 
@@ -34,7 +35,7 @@ def run(
         "-j",
         min=1,
         envvar="MESH_RUN_JOBS",
-        help="Domains run at the same time, each in its own process (1: one after another). "
+        help="Domain runs in flight at the same time, each in its own run worker (1: one after another). "
         "Default: 2 while the sources and landing files are smaller than DuckDB's memory limit, else 1.",
         show_default=False,
     ),

@@ -5,7 +5,9 @@ once, a re-delivered (rewritten) file again, and the run key (a hash of the batc
 died before saving its cursor request the same run, not a second one. Exactly-once is the asset's
 job (it keeps every event once by id and records the files in the same transaction), so a run that
 dies mid-batch loses nothing: every run ingests every file not yet ingested, and when the sensor's
-last run failed or was cancelled it requests a catch-up run.
+last run failed or was cancelled it requests a catch-up run. While a run it requested is in flight
+it requests none: files that land meanwhile go to the next run together (the dev instance launches
+every run at once, and runs of one domain wait for each other's pool slot, each in a process).
 """
 
 from __future__ import annotations
@@ -37,6 +39,22 @@ def _already_ingested(instance: dg.DagsterInstance, key: dg.AssetKey, files: dic
     return {name: sig for name, sig in files.items() if int(sig.split(":")[1]) < started_ns}
 
 
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def _run_in_flight(context: dg.SensorEvaluationContext) -> bool:
+    runs = context.instance.get_runs(
+        dg.RunsFilter(tags={"dagster/sensor_name": context.sensor_name}, statuses=IN_FLIGHT), limit=1
+    )
+    return bool(runs)
+
+
 def _catch_up(context: dg.SensorEvaluationContext, key: dg.AssetKey) -> dg.RunRequest | None:
     """When this sensor's latest run failed (or was cancelled) after the asset last ingested."""
     runs = context.instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": context.sensor_name}), limit=1)
@@ -63,7 +81,9 @@ def landing_sensor(
         description=f"New files in {folder} launch a micro-batch run of {key.to_user_string()} and what the "
         f"{domain} domain builds from it.",
     )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        if _run_in_flight(context):  # the cursor stays: what is new now goes to the next run
+            return dg.SkipReason("a batch run of this sensor is in flight; new files go to the next one")
         files = _signatures(folder)
         state: dict[str, Any] = (
             json.loads(context.cursor) if context.cursor else {"seen": _already_ingested(context.instance, key, files)}

@@ -22,6 +22,8 @@ class ProductContent(Protocol):
 
     def dbt_model(self) -> tuple[str, str]: ...
 
+    def domain_test(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class ExampleProduct:

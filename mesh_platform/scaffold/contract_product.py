@@ -321,6 +321,10 @@ class ContractProduct:
     def notes(self) -> list[str]:
         return example_rows(self.product).notes
 
+    def domain_test(self) -> str:
+        """The fast test of the product, for the domain's `test_<domain>.py`."""
+        return "\n\n" + render("domain/test_product_from_contract.py").rstrip("\n")
+
     def python_function(self) -> str:
         select = example_select(self.product, SQL_TYPE_NAMES)
         body = textwrap.indent(select, " " * 8)

@@ -1,22 +1,54 @@
-"""Where the mesh relies on a library's internals: each case, why, what it gains, and its alarm.
+"""Every use of a library's private API left in the mesh, fenced: this package and nowhere else.
 
-Nothing else in the mesh imports an underscore module or name of Dagster, dagster-dbt, dbt or
-Great Expectations, replaces a method or function of theirs, or rebuilds their objects by hand
-(a test refuses it). Each case below names the upstream issue it works around, the gain measured
-(so it can be weighed against its risk), and the test that fails when an upgrade changes the
-behaviour it relies on; when that test fails, fix or delete the case, do not silence the test.
+The mesh uses Dagster, dagster-dbt, dbt and Great Expectations through their public interfaces.
+Where it cannot, the private use is here, one submodule per library, and this list names each
+case: why (the upstream issue or missing API), what it gains (measured), and the test that fails
+loudly if an upgrade changes the behaviour relied on. `tests/test_upstream.py` fails on any import
+of a `_private` module or name of those libraries elsewhere in `mesh_platform/`.
 
-- `gx_duckdb`: Great Expectations' regex expectations on DuckDB. GX's
-  `get_dialect_regex_expression` has no DuckDB operator (no GX issue asks for one; the native
-  DuckDB execution engine proposed in GX PR #12084 would bring it), so `expect_column_values_to_
-  match_regex` and its five relatives raise on DuckDB; the six GX metric modules that use the helper
-  get one that answers DuckDB with `regexp_matches`. Gain: a product with a regex expectation keeps
-  its checks in DuckDB instead of GX's pandas path: for a 10M-row patient_accounts-like product
-  (its four expectations, one a regex, and the schema contract), GX in DuckDB took 9.1 s and 1.1 GB
-  peak against 35.5 s and 7.7 GB for GX's pandas path, on 2 cores at a load average of 4-4.4 (23 s
-  against 121 s at a load of 6-10; `docs/measure_gx_regex.py`). Alarm: `tests/test_upstream.py`
-  (GX still lacks DuckDB regex; exactly these six modules import the helper, by name; its
-  signature).
+`dagster_runs` (Dagster):
+
+1. Runs of `mesh run` linked to their code location. Why: Dagster has no public call that creates
+   a run linked to a job of a `workspace.yaml` code location without starting a code server
+   process for it (`dagster job launch`, the webserver, the daemon each start one). The origins
+   come from Dagster's own loaders (`dagster._core.workspace.load.location_origins_from_yaml_paths`,
+   `dagster._grpc.server.LoadedRepositories`, `RemoteJobOrigin`), the run from
+   `DagsterInstance.create_run_for_job` (not in Dagster's API docs). Gain: the run is listed with
+   its job's runs in the UI and can be re-executed from it (before: "Manually launched", no job,
+   "Re-execute all (*)" only), without a code server process per domain (about 4 s each on this
+   machine: `dagster job launch` of one domain against loading it in-process). Tests:
+   `tests/test_upstream.py::test_linked_origins_are_those_of_dagsters_workspace_loading` (the
+   origins equal those a code server of workspace.yaml reports) and
+   `tests/test_ui.py::test_a_mesh_run_run_is_listed_with_its_job_and_reexecutes_from_the_ui`.
+2. `DagsterInstance.submit_run(run_id, workspace)` is passed no workspace: no coordinator or
+   launcher the mesh configures reads it (the default and queued coordinators pass it to the
+   launcher; the mesh's launcher and the DefaultRunLauncher behind the queue do not need it).
+   Test: every `mesh run` test.
+3. The run launcher (`orchestration/launcher.py`) is a `RunLauncher` (`dagster._core.launcher`,
+   with `LaunchRunContext`, `CheckRunHealthResult`, `WorkerStatus`) configured in dagster.yaml
+   (`dagster._serdes.ConfigurableClass`), Dagster's documented extension point for how runs start;
+   it starts Dagster's run worker with `ExecuteRunArgs` (`dagster._grpc.types`), as Dagster's
+   K8sRunLauncher and DockerRunLauncher do. Gain: every run (UI, schedule, sensor, automation,
+   `mesh run`) in a run worker forked warm (figures in docs/performance.md). Tests:
+   `tests/test_upstream.py::test_the_launcher_runs_a_linked_run_in_a_warm_worker`,
+   `tests/test_launcher.py`.
+
+`gx_duckdb` (Great Expectations):
+
+1. Great Expectations' regex expectations on DuckDB. GX's
+   `get_dialect_regex_expression` has no DuckDB operator (no GX issue asks for one; the native
+   DuckDB execution engine proposed in GX PR #12084 would bring it), so `expect_column_values_to_
+   match_regex` and its five relatives raise on DuckDB; the six GX metric modules that use the helper
+   get one that answers DuckDB with `regexp_matches`. Gain: a product with a regex expectation keeps
+   its checks in DuckDB instead of GX's pandas path: for a 10M-row patient_accounts-like product
+   (its four expectations, one a regex, and the schema contract), GX in DuckDB took 9.1 s and 1.1 GB
+   peak against 35.5 s and 7.7 GB for GX's pandas path, on 2 cores at a load average of 4-4.4 (23 s
+   against 121 s at a load of 6-10; `docs/measure_gx_regex.py`). Alarm: `tests/test_upstream.py`
+   (GX still lacks DuckDB regex; exactly these six modules import the helper, by name; its
+   signature).
+
+Not imports, but configuration that names Dagster's modules as its documentation does: the dev
+instance's `run_coordinator` is `dagster.core.run_coordinator.DefaultRunCoordinator`.
 
 Not here, because a public route exists: GX's DuckDB cursor reset (GX issue #10738) is avoided
 with SQLAlchemy's public `creator` hook (`checks.gx_duckdb.AutocommitConnection`), and

@@ -1,0 +1,329 @@
+"""A warm parent for Dagster run workers: the libraries imported once, each run worker forked from it.
+
+A run worker (`dagster api execute_run <ExecuteRunArgs>`, Dagster's own entry point for executing
+one run) started as a new process spends most of a small run importing Dagster, dbt, Great
+Expectations, DuckDB, pyarrow, OpenLineage and sqlglot. This server imports those libraries once
+(and never the mesh's own code or a domain's: a forked worker imports them fresh from disk, so an
+edit takes effect at the next run), listens on a Unix socket only its user may open, and for
+each request forks a child that becomes the run worker: its own session, the requester's
+environment and working directory, its output in the run's log file, and Dagster's `dagster`
+console entry point called with the requested arguments. The server answers with the child's pid.
+
+The server exits when it has been idle for `MESH_RUN_WORKER_IDLE_S` seconds (default 1800), when
+the installed packages change (a forked child would mix old and new modules), or when its socket
+or its instance's directory is removed. It is started on demand by the run launcher
+(`launcher.py`) and by `mesh run`, one per instance and interpreter; while one is starting,
+others wait for it (a file lock).
+
+This file is run as a script (`python -P run_worker_server.py ...`): its top level imports only the
+standard library, and the server never imports `mesh_platform`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+# third-party modules a run worker of the mesh imports; never the mesh's own
+PRELOAD = (
+    "dagster",
+    "dagster_dbt",
+    "dbt.cli.main",
+    "great_expectations",
+    "duckdb",
+    "duckdb_engine",
+    "pyarrow.parquet",
+    "openlineage.client",
+    "sqlglot",
+    "yaml",
+    "pydantic",
+)
+IDLE_ENV = "MESH_RUN_WORKER_IDLE_S"
+DEFAULT_IDLE_S = 1800.0
+START_TIMEOUT_S = 180.0  # a cold import on a busy 2-core machine
+TICK_S = 5.0
+SOCKETS = f"mesh-run-workers-{os.getuid()}"  # in the temp dir: a socket path must fit in 108 bytes
+
+
+def packages_stamp() -> int:
+    """Changes when packages are installed or removed (uv and pip rewrite site-packages)."""
+    return os.stat(sysconfig.get_paths()["purelib"]).st_mtime_ns
+
+
+class ServerUnavailable(Exception):
+    """No warm server can take the request: the caller starts the worker as a plain process."""
+
+
+@dataclass(frozen=True)
+class ServerPaths:
+    """Where the server of one Dagster instance directory and Python interpreter lives: its state
+    (`.pid`, `.log`, `.lock`) in the instance's `run_workers/`, its socket in a directory of this
+    user's only (a Unix socket's path is limited to 108 bytes; instance paths can be longer)."""
+
+    state: Path  # without suffix
+    socket: Path
+
+    @classmethod
+    def of(cls, instance_dir: Path, executable: str) -> ServerPaths:
+        key = f"{os.path.realpath(instance_dir)}\0{os.path.realpath(executable)}"
+        tag = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return cls(instance_dir / "run_workers" / tag, Path(tempfile.gettempdir()) / SOCKETS / f"{tag}.sock")
+
+    def suffixed(self, suffix: str) -> Path:
+        return self.state.with_name(self.state.name + suffix)
+
+    def make_dirs(self) -> None:
+        """Both directories; the socket's must be this user's alone, as the socket takes requests to
+        run code."""
+        self.state.parent.mkdir(parents=True, exist_ok=True)
+        self.socket.parent.mkdir(mode=0o700, exist_ok=True)
+        info = self.socket.parent.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise ServerUnavailable(f"{self.socket.parent} is not private to this user")
+
+
+def _request(path: Path, message: Mapping[str, Any]) -> int:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    try:
+        sock.connect(str(path))
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        answer = sock.makefile("r").readline().split()
+    except OSError as exc:
+        raise ServerUnavailable(str(exc)) from None
+    finally:
+        sock.close()
+    if answer[:1] != ["pid"]:
+        raise ServerUnavailable(" ".join(answer) or "no answer")
+    return int(answer[1])
+
+
+def _listening(path: Path) -> bool:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def _server_pid(paths: ServerPaths) -> int | None:
+    """The pid of the server started last, while it runs (perhaps still importing)."""
+    try:
+        pid = int(paths.suffixed(".pid").read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return None
+    # an empty command line: the process is that instant between fork and exec (or a zombie)
+    ours = str(paths.socket).encode() in command or (not command and state != "Z")
+    return pid if ours else None
+
+
+def ensure_server(paths: ServerPaths, executable: str, wait: bool = True) -> None:
+    """Start the server unless one runs or is starting; with `wait`, until it listens. Raises
+    ServerUnavailable when it cannot start."""
+    paths.make_dirs()
+    with open(paths.suffixed(".lock"), "w") as lock:  # one starter at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _listening(paths.socket):
+            return
+        pid = _server_pid(paths)
+        if pid is None:
+            with open(paths.suffixed(".log"), "a") as out:
+                server = subprocess.Popen(
+                    [executable, "-P", __file__, str(paths.socket), str(paths.state)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # not in the terminal's process group: Ctrl-C is not its
+                    close_fds=True,
+                )
+            pid = server.pid
+            paths.suffixed(".pid").write_text(str(pid))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while wait and not _listening(paths.socket):
+        if _server_pid(paths) != pid or time.monotonic() > deadline:
+            raise ServerUnavailable(f"the run worker server did not start; see {paths.suffixed('.log')}")
+        time.sleep(0.1)
+
+
+def prestart(instance_dir: Path, executable: str) -> None:
+    """Start the server in the background if it is not running: its imports then overlap what the
+    caller does before it launches runs."""
+    with contextlib.suppress(OSError, ServerUnavailable):
+        ensure_server(ServerPaths.of(instance_dir, executable), executable, wait=False)
+
+
+def fork_worker(
+    instance_dir: Path, executable: str, argv: Sequence[str], env: Mapping[str, str], cwd: str, log: Path
+) -> int:
+    """A run worker `dagster <argv>` forked from the warm server of `instance_dir` (started if need
+    be); its pid. Raises ServerUnavailable when there is no server to use."""
+    paths = ServerPaths.of(instance_dir, executable)
+    message = {"argv": list(argv), "env": dict(env), "cwd": cwd, "log": str(log)}
+    try:
+        return _request(paths.socket, message)
+    except ServerUnavailable:
+        try:
+            ensure_server(paths, executable)
+        except OSError as exc:
+            raise ServerUnavailable(str(exc)) from None
+        return _request(paths.socket, message)
+
+
+# --- server -----------------------------------------------------------------------------------------
+
+
+def warm_up() -> None:
+    """Import what a run worker imports, and keep the collector off the preloaded heap: a worker
+    then neither scans it nor copies its pages (a collection writes to every object it visits)."""
+    for module in PRELOAD:
+        importlib.import_module(module)
+    _dagster_main()
+    gc.collect()
+    gc.freeze()
+
+
+def _dagster_main() -> Any:
+    """Dagster's `dagster` console command, found as the installed package declares it."""
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name="dagster")
+    return entry.load()
+
+
+def serve(path: Path, state: Path) -> None:
+    """Listen on `path` until idle, stale or orphaned; `state` is the instance's `run_workers/<tag>`."""
+    started = time.monotonic()
+    warm_up()
+    idle_s = float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S)
+    stamp = packages_stamp()
+    staged = path.with_name(f".{path.stem}.{os.getpid()}.sock")
+    staged.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(staged))
+    os.chmod(staged, 0o600)
+    listener.listen(16)
+    listener.settimeout(TICK_S)
+    os.replace(staged, path)  # appears listening, never half made
+    inode = path.stat().st_ino
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
+    signal.signal(signal.SIGTERM, lambda *_: _stop(listener, path, inode, "terminated"))
+    print(f"ready in {time.monotonic() - started:.1f} s, pid {os.getpid()}, {path}", flush=True)
+    last = time.monotonic()
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            if time.monotonic() - last > idle_s:
+                _stop(listener, path, inode, f"idle for {idle_s:.0f} s")
+            if not _still_ours(path, inode):
+                _stop(listener, path, inode, "its socket was removed")
+            if not state.parent.exists():
+                _stop(listener, path, inode, "its instance directory was removed")
+            continue
+        last = time.monotonic()
+        if packages_stamp() != stamp:
+            with contextlib.suppress(OSError):
+                conn.sendall(b"stale\n")
+            conn.close()
+            _stop(listener, path, inode, "the installed packages changed")
+        _answer(conn, listener)
+
+
+def _still_ours(path: Path, inode: int) -> bool:
+    try:
+        return path.stat().st_ino == inode
+    except OSError:
+        return False
+
+
+def _stop(listener: socket.socket, path: Path, inode: int, why: str) -> NoReturn:
+    listener.close()
+    if _still_ours(path, inode):  # never a newer server's socket
+        path.unlink(missing_ok=True)
+    print(f"exiting: {why}", flush=True)
+    os._exit(0)
+
+
+def _answer(conn: socket.socket, listener: socket.socket) -> None:
+    try:
+        conn.settimeout(30)
+        line = conn.makefile("r").readline()
+        if not line.strip():  # a probe: is the server listening?
+            conn.close()
+            return
+        request = json.loads(line)
+        pid = os.fork()
+    except (OSError, ValueError) as exc:
+        print(f"bad request: {exc}", flush=True)
+        conn.close()
+        return
+    if pid == 0:
+        listener.close()
+        conn.close()
+        _become_worker(request)
+    with contextlib.suppress(OSError):
+        conn.sendall(f"pid {pid}\n".encode())
+    conn.close()
+    print(f"worker {pid}: dagster {' '.join(request['argv'][:2])}", flush=True)
+
+
+def _become_worker(request: Mapping[str, Any]) -> NoReturn:
+    """In the forked child: become `dagster <argv>` as a new process would, then exit with its status."""
+    code = 1
+    try:
+        os.setsid()
+        for signum in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        sys.argv = ["dagster", *request["argv"]]
+        try:
+            _dagster_main()()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException as exc:  # a worker always ends with a status, never back in the server's loop
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"run worker: {type(exc).__name__}: {exc}\n")
+    # as a forked process ends (multiprocessing does the same): output flushed, no interpreter
+    # teardown, which would write to every shared page of the server's heap
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), Path(sys.argv[2]))
