@@ -17,12 +17,24 @@ pytestmark = pytest.mark.slow
 
 def _row(text: str, key: str) -> list[str]:
     """The cells of a printed table's row from `key` on: `key` is its first cell (a check in a
-    product's result table) or its second (a product in the summary table)."""
-    for line in text.splitlines():
+    product's result table) or its second (a product in the summary table). A table too wide for the
+    output is printed as records (`header  value` lines under a `row i of n` rule): read alike."""
+    lines = text.splitlines()
+    for line in lines:
         cells = [c.strip() for c in line.split("│")]
         cells = cells[1:-1] if line.startswith("│") else cells
         if key in cells[:2]:
             return cells[cells.index(key) :]
+    for i, line in enumerate(lines):
+        if line.split()[:2] == ["check", key]:
+            record = [key]
+            for following in lines[i + 1 :]:
+                if following.startswith(("row ", "─")) or "  " not in following.rstrip():
+                    break  # the next record, or the lines after the table
+                header, _, value = following.partition("  ")
+                if header.strip():  # not the continuation of a wrapped value
+                    record.append(value.strip())
+            return record
     raise AssertionError(f"no row for {key!r} in:\n{text}")
 
 

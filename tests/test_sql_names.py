@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project, mesh_env, run_mesh_cli
+from tests.conftest import add_code_location, copy_project, mesh_env, run_mesh_cli
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +92,7 @@ def _domain(root: Path, name: str, descriptor: str, code: str) -> None:
     folder.mkdir()
     (folder / "domain.yaml").write_text(descriptor)
     (folder / "assets.py").write_text(code)
+    add_code_location(root, name)
 
 
 def test_keyword_like_names_work_end_to_end_and_reserved_ones_are_refused(tmp_path: Path) -> None:

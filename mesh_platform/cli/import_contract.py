@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 
 from mesh_platform.cli.common import err, fail, invalid, load_mesh, plain
-from mesh_platform.cli.new_domain import report
+from mesh_platform.cli.new_domain import report, ui_reload_hint
+from mesh_platform.cli.new_product import product_reload_hint
 
 
 def import_contract(
@@ -43,10 +44,12 @@ def import_contract(
         err.print(plain(f"{imported.ref} already says what {rel} says: nothing was written"), soft_wrap=True)
         return
     err.print(plain(f"{imported.action} {imported.ref} from {rel}"), soft_wrap=True)
-    domain = contracted.domain
+    domain, name = imported.ref.split(".", 1)
+    new_domain = any(Path(p).name == "workspace.yaml" for p in imported.changed)
     report(
         Scaffolded(imported.created, imported.changed, imported.notes),
         ["mesh validate", f"mesh run --domain {domain}", f"mesh export-contract {imported.ref}"],
+        ui_reload_hint(domain) if new_domain else product_reload_hint(domain, name),
     )
 
 

@@ -27,12 +27,17 @@ def new_product(
         fail(f"{exc} (nothing was written)")
     except RuntimeError as exc:
         fail(f"{exc} (every change was undone)")
-    in_the_ui = (
+    report(
+        result,
+        ["mesh validate", f"mesh run --domain {domain}", f"edit {domain}.{name} in domains/{domain}"],
+        product_reload_hint(domain, name),
+    )
+
+
+def product_reload_hint(domain: str, name: str) -> str:
+    return (
         f'a running UI shows {domain}.{name} after reloading code location {domain} ("Reload" beside it in '
         "Deployment > Code locations)"
-    )
-    report(
-        result, ["mesh validate", f"mesh run --domain {domain}", f"edit {domain}.{name} in domains/{domain}"], in_the_ui
     )
 
 

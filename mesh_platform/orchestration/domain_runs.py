@@ -257,7 +257,12 @@ class DomainRuns:
         return None
 
     def submit(self, domain: str) -> None:
-        from mesh_platform.upstream.dagster_runs import create_linked_run, load_linked_job, submit_run
+        from mesh_platform.upstream.dagster_runs import (
+            CodeLocationNotFound,
+            create_linked_run,
+            load_linked_job,
+            submit_run,
+        )
 
         started = time.monotonic()
         try:
@@ -265,6 +270,8 @@ class DomainRuns:
         except MeshDefinitionError as exc:
             error = "\n".join(str(p) for p in self.mesh.located(exc.problems))
             return self.finish(DomainResult(domain, "invalid", error=error))
+        except CodeLocationNotFound as exc:
+            return self.finish(DomainResult(domain, "invalid", error=str(exc)))
         except Exception as exc:  # a definition Dagster refuses: report it, let other domains run
             return self.finish(DomainResult(domain, "invalid", error=f"{type(exc).__name__}: {exc}"))
         run_id = str(uuid.uuid4())

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from dagster import DagsterInstance, DagsterRun, JobDefinition, serialize_value
+from dagster import DagsterError, DagsterInstance, DagsterRun, JobDefinition, serialize_value
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._core.origin import DEFAULT_DAGSTER_ENTRY_POINT, JobPythonOrigin
 from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
@@ -68,13 +68,16 @@ class LinkedJob:
 
 
 def user_error(exc: BaseException) -> BaseException:
-    """The exception user code raised, out of the errors Dagster wraps it in while loading."""
+    """The error of the user's code, out of the errors Dagster wraps it in while loading: the first
+    exception in the chain that is not Dagster's (so the mesh's own `MeshDefinitionError`, which
+    names the file and rule, is kept rather than the error it was raised from)."""
     seen = exc
-    while True:
+    while isinstance(seen, DagsterError):
         inner = getattr(seen, "user_exception", None) or seen.__cause__
         if inner is None or inner is seen:
             return seen
         seen = inner
+    return seen
 
 
 def load_linked_job(workspace_yaml: Path, location: str, job_name: str) -> LinkedJob:
@@ -82,7 +85,11 @@ def load_linked_job(workspace_yaml: Path, location: str, job_name: str) -> Linke
     of the location's code is raised as the user code raised it (see `user_error`)."""
     origins = {o.location_name: o for o in location_origins_from_yaml_paths([str(workspace_yaml)])}
     if location not in origins:
-        raise CodeLocationNotFound(f"{workspace_yaml} has no code location {location!r}")
+        raise CodeLocationNotFound(
+            f"{workspace_yaml.name} has no code location {location!r}, so Dagster cannot run it: add "
+            f"`- python_file: {{relative_path: domains/{location}/definitions.py, location_name: {location}, "
+            "working_directory: .}` under `load_from` (`mesh new-domain` writes it with the domain's definitions.py)"
+        )
     origin = origins[location]
     target = origin.loadable_target_origin  # type: ignore[attr-defined]
     try:
