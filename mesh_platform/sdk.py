@@ -34,14 +34,19 @@ class AssetFn:
     reads: tuple[str, ...] = ()
     description: str | None = None
     landing: str | None = None
+    major: int | None = None  # an older major of product `name`, built next to the latest
 
     def __call__(self, ctx: AssetContext) -> Any:
         return self.fn(ctx)
 
 
-def product(name: str, *, reads: Sequence[str] = ()) -> Callable[[Callable[[AssetContext], Any]], AssetFn]:
-    """Build the descriptor's product `name`. `reads`: own assets by name, others' as `domain.product`."""
-    return lambda fn: AssetFn(name, fn, "product", tuple(reads), None)
+def product(
+    name: str, *, reads: Sequence[str] = (), major: int | None = None
+) -> Callable[[Callable[[AssetContext], Any]], AssetFn]:
+    """Build the descriptor's product `name`. `reads`: own assets by name, others' as `domain.product`
+    (the major this domain pins in its consumes, else the latest). `major`: build that major of the
+    product (an older one, declared by its own descriptor entry and published next to the latest)."""
+    return lambda fn: AssetFn(name, fn, "product", tuple(reads), None, major=major)
 
 
 def internal(

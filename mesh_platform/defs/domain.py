@@ -6,6 +6,7 @@ field and rule; a domain's failure is its own: other domains build their definit
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
@@ -154,6 +155,15 @@ def parse_problem(mesh: Mesh, dbt_dir: Path, domain: str, message: str) -> Probl
     return Problem(file, "", "dbt-parse", " ".join(message.split())[:1500], domain=domain)
 
 
+def _as_major(fn: AssetFn, descriptor: Descriptor) -> AssetFn:
+    """`@product(name, major=N)` builds the product's major N: the product itself when N is its latest
+    major, else the older major `<name>_v<N>`."""
+    if fn.major is None:
+        return fn
+    found = next((p for p in descriptor.majors_of(fn.name) if p.major == fn.major), None)
+    return replace(fn, name=found.name if found else f"{fn.name}_v{fn.major}")
+
+
 def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     problems = list(mesh.problems_for(domain))
     descriptor = mesh.descriptors.get(domain)
@@ -179,9 +189,12 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     landing = sorted({fn.landing for fn in fns if fn.landing})
     problems += landing_problems(mesh, domain, landing, code_file)
     built: set[str] = set()
+    resolve = functools.partial(mesh.resolve, domain)
+    sunset = {p.name for p in descriptor.products if p.sunset_passed()}  # older majors no longer built
+    fns = [_as_major(fn, descriptor) for fn in fns]
     for fn in fns:
         for ref in fn.reads:
-            if "." in ref and ref not in descriptor.consumes:
+            if "." in ref and ref not in descriptor.consumed_refs:
                 problems.append(
                     Problem(
                         code_file,
@@ -202,8 +215,10 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                 )
             )
             continue
-        parts.assets.append(build_python_asset(fn, descriptor, suites.get(fn.name, ()), landing))
         built.add(fn.name)
+        if fn.name in sunset:
+            continue
+        parts.assets.append(build_python_asset(fn, descriptor, suites.get(fn.name, ()), landing, resolve))
 
     if mesh.project.dbt_project_dir(domain) is not None:
         # imported here: dagster_dbt costs ~3 s, paid only by domains that have a dbt project
@@ -230,7 +245,10 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         key_problems = asset_key_problems(manifest, dbt_dir, mesh.project, domain)
         problems += key_problems
         if not key_problems:  # Dagster refuses the specs of a name it cannot use
-            parts.assets.append(build_dbt_assets(descriptor, mesh.project, manifest, suites))
+            models = {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
+            parts.assets.append(
+                build_dbt_assets(descriptor, mesh.project, manifest, suites, resolve, sorted(sunset & models))
+            )
         built |= {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
 
     for name in sorted(set(suites) - {p.name for p in descriptor.products}):
@@ -250,7 +268,13 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                     file,
                     f"products[{i}]",
                     "product-built",
-                    f"product {product.name!r} is declared but no @product function or dbt model builds it",
+                    f"product {product.pinned_ref!r} is declared but no @product function or dbt model builds it"
+                    + (
+                        f" (an older major: @product({product.family!r}, major={product.major}) or a dbt model "
+                        f"named {product.name!r})"
+                        if product.is_older_major
+                        else ""
+                    ),
                     domain=domain,
                 )
             )

@@ -277,7 +277,7 @@ def _declared_problems(mesh: Mesh, descriptor: Descriptor, assets: set[str]) -> 
                 if other == domain:
                     if asset not in assets:
                         message = f"{ref}: {domain} has no asset {asset!r}"
-                elif f"{other}.{asset}" not in descriptor.consumes:
+                elif f"{other}.{asset}" not in descriptor.consumed_refs:
                     message = f"{ref}: {other}.{asset} is not in consumes, so {domain} cannot read it"
                 else:
                     producer = mesh.descriptors.get(other)
