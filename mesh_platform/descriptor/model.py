@@ -223,11 +223,16 @@ class Product(_Strict):
     @field_validator("sunset", mode="before")
     @classmethod
     def _sunset_date(cls, value: object) -> object:
-        if value is not None and not isinstance(value, str | date):
-            raise PydanticCustomError(
-                "sunset_format", "sunset is a date YYYY-MM-DD, e.g. sunset: 2027-06-30, got {got}", {"got": repr(value)}
-            )
-        return value
+        if value is None or isinstance(value, date):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise PydanticCustomError(
+            "sunset_format", "sunset is a date YYYY-MM-DD, e.g. sunset: 2027-06-30, got {got}", {"got": repr(value)}
+        )
 
     @field_validator("freshness")
     @classmethod
