@@ -205,7 +205,7 @@ def _stored(home: Path, domain: str, name: str, what: str = "current.json") -> d
     return json.loads((home / "products" / domain / name / what).read_text())
 
 
-def _read(env: dict[str, str], root: Path, *args: str) -> dict:
+def _read(env: dict[str, str], root: Path, *args: str) -> list[dict]:
     proc = run_mesh_cli("read", *args, "--limit", "3", "--json", env=env, cwd=root)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -235,8 +235,8 @@ def test_the_pinned_consumer_reads_the_older_major_and_an_unpinned_one_the_lates
     root, _home, env = side_by_side
     pinned = _read(env, root, "pharmacy.vaccine_stock", "--as", "immunizations")
     unpinned = _read(env, root, "pharmacy.vaccine_stock", "--as", "site_operations")
-    assert "manufacturer" in pinned["rows"][0] and "maker" not in pinned["rows"][0]
-    assert "maker" in unpinned["rows"][0] and "manufacturer" not in unpinned["rows"][0]
+    assert "manufacturer" in pinned[0] and "maker" not in pinned[0]
+    assert "maker" in unpinned[0] and "manufacturer" not in unpinned[0]
 
 
 @pytest.mark.slow
@@ -324,4 +324,4 @@ def test_after_its_sunset_the_older_major_is_no_longer_built(side_by_side) -> No
     assert _stored(home, "pharmacy", "vaccine_stock_v1") == older  # not built again
     assert _stored(home, "pharmacy", "vaccine_stock")["version"] != latest["version"]
     # its last version stays readable to the consumer still pinned to it
-    assert "manufacturer" in _read(env, root, "pharmacy.vaccine_stock", "--as", "immunizations")["rows"][0]
+    assert "manufacturer" in _read(env, root, "pharmacy.vaccine_stock", "--as", "immunizations")[0]
