@@ -37,10 +37,18 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+LOTS_BY_MANUFACTURER = """
+
+@internal("lots_by_manufacturer", description="Lots per manufacturer.", reads=["pharmacy.vaccine_stock"])
+def lots_by_manufacturer(ctx: AssetContext) -> str:
+    return f"select manufacturer, count(*) as lots from {ctx.read('pharmacy.vaccine_stock')} group by all"
+"""
+
+
 def two_majors(root: Path, sunset: str = "2099-12-31", pin: str = "@1") -> None:
     """pharmacy.vaccine_stock 2.0 renames `manufacturer` to `maker` (a breaking change); 1.0 stays,
-    built by its own function; immunizations (dbt, reads `manufacturer`) pins `pin`; site_operations
-    consumes the product unpinned (the latest major)."""
+    built by its own function. immunizations (dbt) and site_operations (Python), whose code reads
+    `manufacturer`, pin `pin`; patient_360 consumes the product unpinned (the latest major)."""
     descriptor = root / "domains" / "pharmacy" / "domain.yaml"
     text = descriptor.read_text()
     start = text.index("  - name: vaccine_stock")
@@ -48,7 +56,9 @@ def two_majors(root: Path, sunset: str = "2099-12-31", pin: str = "@1") -> None:
     end += len("      consumers: [immunizations, site_operations]\n")
     entry = text[start:end]
     v2 = entry.replace("    freshness: 26h\n", '    version: "2.0"\n    freshness: 26h\n', 1)
-    v2 = v2.replace("{name: manufacturer,", "{name: maker,")
+    v2 = v2.replace("{name: manufacturer,", "{name: maker,").replace(
+        "site_operations]", "site_operations, patient_360]"
+    )
     v1 = entry.replace("    freshness: 26h\n", f'    version: "1.0"\n    sunset: {sunset}\n    freshness: 26h\n', 1)
     descriptor.write_text(text[:start] + v2 + v1 + text[end:])
     assets = root / "domains" / "pharmacy" / "assets.py"
@@ -63,11 +73,15 @@ def two_majors(root: Path, sunset: str = "2099-12-31", pin: str = "@1") -> None:
         "  - pharmacy.vaccine_stock\n",
         f"  - pharmacy.vaccine_stock{pin}\n",
     )
+    site_operations = root / "domains" / "site_operations"
     _edit(
-        root / "domains" / "site_operations" / "domain.yaml",
+        site_operations / "domain.yaml",
         "  - pharmacy.sites\n",
-        "  - pharmacy.sites\n  - pharmacy.vaccine_stock\n",
+        f"  - pharmacy.sites\n  - pharmacy.vaccine_stock{pin}\n",
     )
+    _edit(site_operations / "assets.py", "import AssetContext, product", "import AssetContext, internal, product")
+    (site_operations / "assets.py").write_text((site_operations / "assets.py").read_text() + LOTS_BY_MANUFACTURER)
+    _edit(root / "domains" / "patient_360" / "domain.yaml", "consumes:\n", "consumes:\n  - pharmacy.vaccine_stock\n")
 
 
 def _mesh(root: Path) -> Mesh:
@@ -88,9 +102,9 @@ def test_an_older_major_is_its_own_product_and_a_pin_resolves_to_it(tmp_path: Pa
         ("vaccine_stock_v1", "1.0"),
     ]
     assert mesh.resolve("immunizations", "pharmacy.vaccine_stock") == "pharmacy.vaccine_stock_v1"
-    assert mesh.resolve("site_operations", "pharmacy.vaccine_stock") == "pharmacy.vaccine_stock"
-    assert mesh.consumers_of("pharmacy", "vaccine_stock_v1") == ["immunizations"]
-    assert mesh.consumers_of("pharmacy", "vaccine_stock") == ["site_operations"]
+    assert mesh.resolve("patient_360", "pharmacy.vaccine_stock") == "pharmacy.vaccine_stock"
+    assert mesh.consumers_of("pharmacy", "vaccine_stock_v1") == ["immunizations", "site_operations"]
+    assert mesh.consumers_of("pharmacy", "vaccine_stock") == ["patient_360"]
     assert mesh.product("pharmacy.vaccine_stock@1")[1].name == "vaccine_stock_v1"
     assert pinned_majors(mesh) == {("pharmacy", "vaccine_stock_v1", 1)}
 
@@ -174,7 +188,8 @@ def test_sunset_warns_pinned_consumers_then_says_the_major_is_no_longer_built(tm
     mesh = _mesh(root)
     before = sunset_warnings(mesh, today=date(2027, 2, 1))
     assert [(w.file, w.field, w.rule) for w in before] == [
-        ("domains/immunizations/domain.yaml", "consumes[0]", "pinned-major-sunset")
+        ("domains/immunizations/domain.yaml", "consumes[0]", "pinned-major-sunset"),
+        ("domains/site_operations/domain.yaml", "consumes[1]", "pinned-major-sunset"),
     ]
     assert "sunset on 2027-03-01 (in 28 days): move to pharmacy.vaccine_stock@2" in before[0].message
     after = sunset_warnings(mesh, today=date(2027, 3, 2))
@@ -182,7 +197,7 @@ def test_sunset_warns_pinned_consumers_then_says_the_major_is_no_longer_built(tm
     assert all("no longer built" in w.message for w in after)
     check = pinned_majors_outcome(mesh, "immunizations", today=date(2027, 2, 1))
     assert (check.passed, check.blocking, check.severity) == (False, False, "warn")
-    assert pinned_majors_outcome(mesh, "site_operations").passed  # it pins nothing with a sunset
+    assert pinned_majors_outcome(mesh, "patient_360").passed  # it pins nothing
 
 
 # --- a real run: both majors built and audited, each consumer reads its own ----------------------
@@ -197,7 +212,8 @@ def side_by_side(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
     home.mkdir()
     (home / "masking.key").write_text(TEST_MASKING_KEY)
     run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
-    run_mesh_cli("run", "--domain", "pharmacy", "--domain", "immunizations", env=env, cwd=root, check=True)
+    domains = ("pharmacy", "scheduling", "immunizations", "site_operations")
+    run_mesh_cli("run", *(arg for d in domains for arg in ("--domain", d)), env=env, cwd=root, check=True)
     return root, home, env
 
 
@@ -222,8 +238,11 @@ def test_both_majors_are_built_audited_and_published_side_by_side(side_by_side) 
         checks = _stored(home, "pharmacy", name, "status.json")["checks"]
         assert {c["name"] for c in checks} >= {"schema_contract", "column_values_to_be_unique__lot_id"}
         assert all(c["passed"] for c in checks if c["blocking"])
-    # the pinned consumer's dbt model reads `manufacturer`, which only the older major has
+    # the pinned consumers' dbt model and Python asset read `manufacturer`, which only the older major has
     assert _stored(home, "immunizations", "administered_doses")["rows"] > 0
+    with duckdb.connect(str(MeshHome(home).warehouse("site_operations")), read_only=True) as con:
+        lots = con.execute("select sum(lots) from main.lots_by_manufacturer").fetchone()[0]
+    assert lots == older["rows"]
     checks = {c["name"]: c for c in _stored(home, "immunizations", "administered_doses", "status.json")["checks"]}
     pinned = checks["pinned_majors"]
     assert (pinned["passed"], pinned["severity"], pinned["blocking"]) == (False, "warn", False)
@@ -234,7 +253,7 @@ def test_both_majors_are_built_audited_and_published_side_by_side(side_by_side) 
 def test_the_pinned_consumer_reads_the_older_major_and_an_unpinned_one_the_latest(side_by_side) -> None:
     root, _home, env = side_by_side
     pinned = _read(env, root, "pharmacy.vaccine_stock", "--as", "immunizations")
-    unpinned = _read(env, root, "pharmacy.vaccine_stock", "--as", "site_operations")
+    unpinned = _read(env, root, "pharmacy.vaccine_stock", "--as", "patient_360")
     assert "manufacturer" in pinned[0] and "maker" not in pinned[0]
     assert "maker" in unpinned[0] and "manufacturer" not in unpinned[0]
 
@@ -243,9 +262,9 @@ def test_the_pinned_consumer_reads_the_older_major_and_an_unpinned_one_the_lates
 @pytest.mark.parametrize(
     ("ref", "reader", "rule"),
     [
-        ("pharmacy.vaccine_stock@1", "patient_360", "read-through-consumes"),  # not a consumer at all
+        ("pharmacy.vaccine_stock@1", "scheduling", "read-through-consumes"),  # not a consumer at all
         ("pharmacy.vaccine_stock_v1", "scheduling", "read-through-consumes"),  # by its stored name
-        ("pharmacy.vaccine_stock@1", "site_operations", "read-pinned-major"),  # a consumer of the latest only
+        ("pharmacy.vaccine_stock@1", "patient_360", "read-pinned-major"),  # a consumer of the latest only
         ("pharmacy.vaccine_stock@2", "immunizations", "read-pinned-major"),  # pinned to the other major
     ],
 )
@@ -278,8 +297,8 @@ def test_the_sandbox_lets_no_step_read_the_older_major_unmasked(side_by_side) ->
         with pytest.raises(duckdb.PermissionException):
             con.execute(f"select * from read_parquet('{older}')").fetchall()
     with pytest.raises(AccessDenied):
-        prepare_inputs(mesh, "patient_360", ["pharmacy.vaccine_stock@1"], "test-run", "test", in_duckdb=True)
-    outsider = step_sandbox(mesh, "patient_360", staging, [])
+        prepare_inputs(mesh, "scheduling", ["pharmacy.vaccine_stock@1"], "test-run", "test", in_duckdb=True)
+    outsider = step_sandbox(mesh, "scheduling", staging, [])
     with open_sandboxed(mesh.project.home, outsider) as con, pytest.raises(duckdb.PermissionException):
         con.execute(f"select * from read_parquet('{older}')").fetchall()
 
@@ -292,7 +311,7 @@ def test_majors_are_visible_in_products_contracts_and_asset_metadata(side_by_sid
     assert by_ref["pharmacy.vaccine_stock"]["version"] == "2.0"
     older = by_ref["pharmacy.vaccine_stock@1"]
     assert (older["version"], older["sunset"], older["major_of"]) == ("1.0", "2099-12-31", "pharmacy.vaccine_stock")
-    assert older["consumed_by"] == ["immunizations"] and older["status"]["last_run"] == "published"
+    assert older["consumed_by"] == ["immunizations", "site_operations"] and older["status"]["last_run"] == "published"
     table = run_mesh_cli("products", env={**env, "COLUMNS": "200"}, cwd=root, check=True).stdout
     assert "1.0 (sunset 2099-12-31)" in table
     for ref, version in (("pharmacy.vaccine_stock@1", "1.0.0"), ("pharmacy.vaccine_stock", "2.0.0")):
@@ -305,6 +324,9 @@ def test_majors_are_visible_in_products_contracts_and_asset_metadata(side_by_sid
     consumer = definitions_from([build_domain(mesh, "immunizations")]).resolve_asset_graph()
     parents = consumer.get(dg.AssetKey(["immunizations", "administered_doses"])).parent_keys
     assert dg.AssetKey(["pharmacy", "vaccine_stock_v1"]) in parents
+    python = definitions_from([build_domain(mesh, "site_operations")]).resolve_asset_graph()
+    parents = python.get(dg.AssetKey(["site_operations", "lots_by_manufacturer"])).parent_keys
+    assert parents == {dg.AssetKey(["pharmacy", "vaccine_stock_v1"])}
 
 
 @pytest.mark.slow

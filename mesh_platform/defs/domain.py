@@ -69,10 +69,13 @@ def _import_domain_code(mesh: Mesh, domain: str) -> ModuleType | None:
     return importlib.import_module(f"{name}.assets")
 
 
-def _asset_fns(module: ModuleType | None) -> list[AssetFn]:
+def _asset_fns(module: ModuleType | None, descriptor: Descriptor | None = None) -> list[AssetFn]:
+    """The module's asset functions, each named as the asset it builds (with `descriptor`: an older
+    major's `<product>_v<major>`)."""
     if module is None:
         return []
-    return [v for v in vars(module).values() if isinstance(v, AssetFn)]
+    fns = [v for v in vars(module).values() if isinstance(v, AssetFn)]
+    return [_as_major(fn, descriptor) for fn in fns] if descriptor is not None else fns
 
 
 def _suites(module: ModuleType | None) -> dict[str, list[SuiteFn]]:
@@ -177,7 +180,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         raise MeshDefinitionError(access)
     try:
         module = _import_domain_code(mesh, domain)
-        fns, suites = _asset_fns(module), _suites(module)
+        fns, suites = _asset_fns(module, descriptor), _suites(module)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(exc)).strip()
         raise MeshDefinitionError([Problem(code_file, "", "domain-code-imports", detail, domain=domain)]) from exc
@@ -191,7 +194,6 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     built: set[str] = set()
     resolve = functools.partial(mesh.resolve, domain)
     sunset = {p.name for p in descriptor.products if p.sunset_passed()}  # older majors no longer built
-    fns = [_as_major(fn, descriptor) for fn in fns]
     for fn in fns:
         for ref in fn.reads:
             if "." in ref and ref not in descriptor.consumed_refs:

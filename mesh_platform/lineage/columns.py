@@ -151,8 +151,8 @@ def _sources(mesh: Mesh, descriptor: Descriptor, fns: Sequence[AssetFn]) -> tupl
                 model.columns,
             )
     own = {("main", name): f"{domain}.{name}" for name in sources}
-    for source in sources.values():
-        source.relations = {**own, **source.relations}
+    for source in sources.values():  # a consumed product is the major the domain pins (`Mesh.resolve`)
+        source.relations = {**own, **{k: mesh.resolve(domain, v) for k, v in source.relations.items()}}
     return sources, warnings
 
 
