@@ -75,7 +75,7 @@ def _asset_fns(module: ModuleType | None, descriptor: Descriptor | None = None) 
     if module is None:
         return []
     fns = [v for v in vars(module).values() if isinstance(v, AssetFn)]
-    return [_as_major(fn, descriptor) for fn in fns] if descriptor is not None else fns
+    return [fn.as_built(descriptor) for fn in fns] if descriptor is not None else fns
 
 
 def _suites(module: ModuleType | None) -> dict[str, list[SuiteFn]]:
@@ -156,15 +156,6 @@ def parse_problem(mesh: Mesh, dbt_dir: Path, domain: str, message: str) -> Probl
             file = mesh.project.rel(found[0])
             break
     return Problem(file, "", "dbt-parse", " ".join(message.split())[:1500], domain=domain)
-
-
-def _as_major(fn: AssetFn, descriptor: Descriptor) -> AssetFn:
-    """`@product(name, major=N)` builds the product's major N: the product itself when N is its latest
-    major, else the older major `<name>_v<N>`."""
-    if fn.major is None:
-        return fn
-    found = next((p for p in descriptor.majors_of(fn.name) if p.major == fn.major), None)
-    return replace(fn, name=found.name if found else f"{fn.name}_v{fn.major}")
 
 
 def build_domain(mesh: Mesh, domain: str) -> DomainParts:
