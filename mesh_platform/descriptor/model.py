@@ -176,6 +176,12 @@ class Product(_Strict):
     version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)] | None = Field(
         default=None, description="'MAJOR.MINOR' (quoted in YAML); a breaking change needs a new major"
     )
+    sunset: date | None = Field(
+        default=None,
+        description="an older major only: the date (YYYY-MM-DD) after which it is no longer built; consumers "
+        "still pinned to it are warned until then",
+    )
+    _major_of: str | None = PrivateAttr(default=None)  # set on an older major: the product it is a major of
 
     _check_owner = field_validator("owner")(lambda cls, v: v if v is None else _check_owner(v))
 
@@ -190,13 +196,6 @@ class Product(_Strict):
                 {"hint": f"{value:.1f}" if isinstance(value, float) else f"{value}.0"},
             )
         return value
-
-    sunset: date | None = Field(
-        default=None,
-        description="an older major only: the date (YYYY-MM-DD) after which it is no longer built; consumers "
-        "still pinned to it are warned until then",
-    )
-    _major_of: str | None = PrivateAttr(default=None)  # set on an older major: the product it is a major of
 
     @property
     def major(self) -> int | None:
