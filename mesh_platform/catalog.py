@@ -57,7 +57,7 @@ def _entry(mesh: Mesh, store: ProductStore, descriptor: Descriptor, product: Pro
     return {
         "domain": descriptor.domain,
         "name": product.name,
-        "ref": f"{descriptor.domain}.{product.name}",
+        "ref": f"{descriptor.domain}.{product.pinned_ref}",
         "owner": descriptor.owner_of(product),
         "description": product.description,
         "value": product.value.strip(),
@@ -77,6 +77,10 @@ def _entry(mesh: Mesh, store: ProductStore, descriptor: Descriptor, product: Pro
         ],
         "consumers": list(product.access.consumers),
         "consumed_by": mesh.consumers_of(descriptor.domain, product.name),
+        "version": product.version,
+        "major": product.major,
+        "major_of": f"{descriptor.domain}.{product.family}" if product.is_older_major else None,
+        "sunset": product.sunset.isoformat() if product.sunset else None,
         "pii_readers": list(product.access.pii_readers),
         "freshness": freshness(product, published.published_at if published else None),
         "status": {

@@ -103,7 +103,7 @@ class AssetLineage:
 
     def inputs_read(self, grants: Sequence[Any]) -> None:
         """The products this step read (`governance.read.ReadGrant`s): their versions and schemas."""
-        self.grants = {g.ref: g for g in grants if g.ref in self.reads}
+        self.grants = {g.read_as: g for g in grants if g.read_as in self.reads}
 
     @property
     def name(self) -> str:

@@ -17,13 +17,16 @@ writes to the domain's warehouse, or an `Ingested` summary when it wrote tables 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 
 from mesh_platform.governance.policies import quote
+
+if TYPE_CHECKING:
+    from mesh_platform.descriptor.model import Descriptor
 
 
 @dataclass(frozen=True)
@@ -34,14 +37,27 @@ class AssetFn:
     reads: tuple[str, ...] = ()
     description: str | None = None
     landing: str | None = None
+    major: int | None = None  # an older major of product `name`, built next to the latest
 
     def __call__(self, ctx: AssetContext) -> Any:
         return self.fn(ctx)
 
+    def as_built(self, descriptor: Descriptor) -> AssetFn:
+        """Named as the asset it builds: `@product(name, major=N)` is the product itself when N is its
+        latest major in `descriptor`, else the older major `<name>_v<N>`."""
+        if self.major is None:
+            return self
+        found = next((p for p in descriptor.majors_of(self.name) if p.major == self.major), None)
+        return replace(self, name=found.name if found else f"{self.name}_v{self.major}")
 
-def product(name: str, *, reads: Sequence[str] = ()) -> Callable[[Callable[[AssetContext], Any]], AssetFn]:
-    """Build the descriptor's product `name`. `reads`: own assets by name, others' as `domain.product`."""
-    return lambda fn: AssetFn(name, fn, "product", tuple(reads), None)
+
+def product(
+    name: str, *, reads: Sequence[str] = (), major: int | None = None
+) -> Callable[[Callable[[AssetContext], Any]], AssetFn]:
+    """Build the descriptor's product `name`. `reads`: own assets by name, others' as `domain.product`
+    (the major this domain pins in its consumes, else the latest). `major`: build that major of the
+    product (an older one, declared by its own descriptor entry and published next to the latest)."""
+    return lambda fn: AssetFn(name, fn, "product", tuple(reads), None, major=major)
 
 
 def internal(

@@ -13,6 +13,7 @@ from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.sdk import SuiteFn
 
 SCHEMA_CHECK = "schema_contract"
+PINNED_MAJORS_CHECK = "pinned_majors"  # on the products of a domain that pins a major of what it consumes
 
 
 def check_specs(descriptor: Descriptor, product: Product, suites: Sequence[SuiteFn] = ()) -> list[dg.AssetCheckSpec]:
@@ -34,6 +35,17 @@ def check_specs(descriptor: Descriptor, product: Product, suites: Sequence[Suite
                 description=f"Great Expectations: {expectation.type}({_kwargs(expectation.kwargs)}); "
                 f"severity {expectation.severity}",
                 metadata={"mesh/expectation": expectation.type, "mesh/severity": expectation.severity},
+            )
+        )
+    if any("@" in ref for ref in descriptor.consumes):
+        specs.append(
+            dg.AssetCheckSpec(
+                PINNED_MAJORS_CHECK,
+                asset=key,
+                blocking=False,
+                description="The majors this domain pins in its consumes are supported: warns while one has a sunset "
+                "date (and after it, when the major is no longer built).",
+                metadata={"mesh/severity": "warn"},
             )
         )
     for suite in suites:

@@ -28,8 +28,8 @@ def export_contract(
         text = product_contract(mesh, ref, warehouse)
     except ContractSourceError as exc:
         fail(str(exc))
-    domain, name = ref.split(".", 1)
-    status = ProductStore(mesh.project.home).status(domain, name) or {}
+    descriptor, product = mesh.product(ref)
+    status = ProductStore(mesh.project.home).status(descriptor.domain, product.name) or {}
     if warehouse == "postgres" and status.get("status") not in (None, "published"):
         err.print(
             plain(

@@ -68,12 +68,19 @@ def _checks_short(status: dict[str, Any]) -> Text:
     return text
 
 
+def _version_cell(e: dict[str, Any]) -> str:
+    if e["version"] is None:
+        return "-"
+    return e["version"] + (f" (sunset {e['sunset']})" if e["sunset"] else "")
+
+
 def _catalog_columns(entries: list[dict[str, Any]]) -> list[Column]:
     """One line per product: what identifies it and how it is doing stay; owner, consumers and value
     go, in that order from the last, when the width is short."""
     statuses = [e["status"] for e in entries]
     return [
         Column("product", [plain(e["ref"]) for e in entries]),
+        Column("version", [plain(_version_cell(e)) for e in entries], drop=4),
         Column("owner", [plain(e["owner"]) for e in entries], drop=1),
         Column("last run", [Text.from_markup(_run_cell(s)) for s in statuses]),
         Column("checks", [_checks_short(s) for s in statuses]),
@@ -90,6 +97,10 @@ def _describe(e: dict[str, Any]) -> Group:
     facts.add_column(style="bold")
     facts.add_column(overflow="fold")
     facts.add_row("owner", plain(e["owner"]))
+    if e["version"] is not None:
+        facts.add_row(
+            "version", plain(_version_cell(e) + (f", an older major of {e['major_of']}" if e["major_of"] else ""))
+        )
     facts.add_row("description", plain(e["description"]))
     facts.add_row("value", plain(e["value"]))
     facts.add_row("last run", f"{_run_cell(s)} (run {s['run_id'] or '-'}, at {s['recorded_at'] or '-'})")

@@ -43,7 +43,8 @@ def read(
         print_json([dict(zip(names, row, strict=True)) for row in rows])
         return
     masked = ", ".join(f"{c} ({p})" for c, p in grant.masked.items()) or "none"
-    title = plain(f"{ref} as {as_} — version {grant.published.version}; masked: {masked}")
+    read = f"{grant.producer.domain}.{grant.product.pinned_ref}"  # the major read, when an older one
+    title = plain(f"{read} as {as_} — version {grant.published.version}; masked: {masked}")
     types = {c.name: c.type for c in grant.product.columns}
     columns = [
         Column(name, [_cell(row[i], grant.masked.get(name), types.get(name, "string")) for row in rows])

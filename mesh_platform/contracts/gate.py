@@ -93,7 +93,7 @@ def consumer_uses(columns: MeshColumns, mesh: Mesh, change: Change) -> list[Cons
     by the consumers it concerns."""
     uses = columns.consumers_using(change.product, change.column)
     if change.column is None:  # a consumer that lists the product in consumes uses it, whatever it reads
-        listing = [d for d, desc in mesh.descriptors.items() if change.product in desc.consumes]
+        listing = consumers_of(mesh, change.product)
         found = {u.consumer for u in uses}
         uses += [ConsumerUse(d, mesh.files[d], None, "lists it in consumes") for d in listing if d not in found]
     if change.consumers is not None:
@@ -102,7 +102,10 @@ def consumer_uses(columns: MeshColumns, mesh: Mesh, change: Change) -> list[Cons
 
 
 def consumers_of(mesh: Mesh, product: str) -> list[str]:
-    return sorted(d for d, desc in mesh.descriptors.items() if product in desc.consumes and d != product.split(".")[0])
+    """The domains that read `product` (`<domain>.<product>`, or an older major stored as `<product>_v<major>`):
+    those that pin its major, or read the latest."""
+    domain, _, name = product.partition(".")
+    return [d for d in mesh.consumers_of(domain, name) if d != domain]
 
 
 def findings(

@@ -36,7 +36,7 @@ def version_gate(mesh: Mesh, descriptor: Descriptor) -> list[Problem]:
             base[snapshot["product"]], head[snapshot["product"]] = recorded, snapshot
     if not base:
         return []
-    consumers = sorted({d for d, desc in mesh.descriptors.items() if d != domain and set(desc.consumes) & set(base)})
+    consumers = sorted({d for ref in base for d in mesh.consumers_of(*ref.split(".", 1)) if d != domain})
     found = findings(
         mesh,
         base,

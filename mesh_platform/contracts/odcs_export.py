@@ -168,7 +168,6 @@ def to_odcs(
     servers: list[Server] | None = None,
     warehouse: str = "duckdb",
 ) -> OpenDataContractStandard:
-    ref = f"{descriptor.domain}.{product.name}"
     rules = contract_rules(product, suites)
     quality = [to_quality(r) for r in rules]
     columns = {c.name for c in product.columns}
@@ -176,7 +175,7 @@ def to_odcs(
     return OpenDataContractStandard(
         apiVersion=API_VERSION,
         kind="DataContract",
-        id=ref,
+        id=f"{descriptor.domain}.{product.pinned_ref}",  # an older major: `<domain>.<product>@<major>`
         name=product.name,
         version=contract_version(product),
         status="active",

@@ -8,7 +8,7 @@ suites). What a step does with them is in `dbt_step`.
 """
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,16 +33,20 @@ UNIQUE_ID = "dagster_dbt/unique_id"  # the metadata key dagster-dbt gives each s
 class MeshDbtTranslator(DagsterDbtTranslator):
     """dbt resources as the mesh's assets; the mesh's spec of each model is kept in `mesh_specs`."""
 
-    def __init__(self, descriptor: Descriptor, suites: Mapping[str, Sequence[SuiteFn]]):
+    def __init__(
+        self, descriptor: Descriptor, suites: Mapping[str, Sequence[SuiteFn]], resolve: Callable[[str], str] = str
+    ):
         super().__init__(DagsterDbtTranslatorSettings(enable_code_references=False))
-        self.descriptor, self.suites = descriptor, suites
+        self.descriptor, self.suites, self.resolve = descriptor, suites, resolve
         self.mesh_specs: dict[dg.AssetKey, MeshSpec] = {}
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
         props = self.get_resource_props(manifest, unique_id)
         if props["resource_type"] == "source":
-            return spec.replace_attributes(key=dg.AssetKey([props["source_name"], props["name"]]))
+            # the major of the product the domain pins in its consumes, else the latest
+            ref = self.resolve(f"{props['source_name']}.{props['name']}")
+            return spec.replace_attributes(key=dg.AssetKey(ref.split(".")))
         if props["resource_type"] not in ("model", "seed", "snapshot"):
             return spec
         name = props["name"]
@@ -69,7 +73,7 @@ def dbt_problems(manifest: Mapping[str, Any], descriptor: Descriptor, file: str)
         if producer == descriptor.domain:
             continue
         ref = f"{producer}.{table}"
-        if ref not in descriptor.consumes:
+        if ref not in descriptor.consumed_refs:
             problems.append(
                 Problem(
                     file,
@@ -179,12 +183,13 @@ class DbtPlan:
 
 
 def dbt_specs(
-    translator: MeshDbtTranslator, manifest: Mapping[str, Any], name: str
+    translator: MeshDbtTranslator, manifest: Mapping[str, Any], name: str, exclude: Sequence[str] = ()
 ) -> tuple[list[dg.AssetSpec], list[dg.AssetCheckSpec]]:
     """The specs of every dbt model, seed and snapshot and the asset check of every dbt test, as
-    dagster-dbt's `@dbt_assets` makes them with `translator` (its definition is only read)."""
+    dagster-dbt's `@dbt_assets` makes them with `translator` (its definition is only read), without
+    the models named in `exclude` (older majors past their sunset: no longer built)."""
 
-    @dbt_assets(manifest=manifest, dagster_dbt_translator=translator, name=name)
+    @dbt_assets(manifest=manifest, dagster_dbt_translator=translator, name=name, exclude=" ".join(exclude) or None)
     def parsed(context: AssetExecutionContext):  # type: ignore[no-untyped-def]  # never executed
         raise NotImplementedError("the mesh's own multi-asset (build_dbt_assets) runs a dbt step")
 
@@ -226,13 +231,17 @@ def build_dbt_assets(
     project: MeshProject,
     manifest: dict[str, Any],
     suites: Mapping[str, Sequence[SuiteFn]] | None = None,
+    resolve: Callable[[str], str] = str,
+    exclude: Sequence[str] = (),
 ) -> dg.AssetsDefinition:
+    """`resolve`: a consumed product (a dbt source) -> the major the domain reads; `exclude`: models
+    not built (older majors past their sunset)."""
     from mesh_platform.defs.dbt_step import run_dbt_step
 
     suites = suites or {}
     domain = descriptor.domain
-    translator = MeshDbtTranslator(descriptor, suites)
-    specs, dbt_checks = dbt_specs(translator, manifest, f"{domain}__dbt_parsed")
+    translator = MeshDbtTranslator(descriptor, suites, resolve)
+    specs, dbt_checks = dbt_specs(translator, manifest, f"{domain}__dbt_parsed", exclude)
     plan = dbt_plan(descriptor, project, manifest, specs, dbt_checks, suites)
     mesh_checks = [check for key in plan.products for check in translator.mesh_specs[key].checks]
 

@@ -6,6 +6,7 @@ field and rule; a domain's failure is its own: other domains build their definit
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
@@ -68,10 +69,13 @@ def _import_domain_code(mesh: Mesh, domain: str) -> ModuleType | None:
     return importlib.import_module(f"{name}.assets")
 
 
-def _asset_fns(module: ModuleType | None) -> list[AssetFn]:
+def _asset_fns(module: ModuleType | None, descriptor: Descriptor | None = None) -> list[AssetFn]:
+    """The module's asset functions, each named as the asset it builds (with `descriptor`: an older
+    major's `<product>_v<major>`)."""
     if module is None:
         return []
-    return [v for v in vars(module).values() if isinstance(v, AssetFn)]
+    fns = [v for v in vars(module).values() if isinstance(v, AssetFn)]
+    return [fn.as_built(descriptor) for fn in fns] if descriptor is not None else fns
 
 
 def _suites(module: ModuleType | None) -> dict[str, list[SuiteFn]]:
@@ -167,7 +171,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         raise MeshDefinitionError(access)
     try:
         module = _import_domain_code(mesh, domain)
-        fns, suites = _asset_fns(module), _suites(module)
+        fns, suites = _asset_fns(module, descriptor), _suites(module)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(exc)).strip()
         raise MeshDefinitionError([Problem(code_file, "", "domain-code-imports", detail, domain=domain)]) from exc
@@ -179,9 +183,11 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     landing = sorted({fn.landing for fn in fns if fn.landing})
     problems += landing_problems(mesh, domain, landing, code_file)
     built: set[str] = set()
+    resolve = functools.partial(mesh.resolve, domain)
+    sunset = {p.name for p in descriptor.products if p.sunset_passed()}  # older majors no longer built
     for fn in fns:
         for ref in fn.reads:
-            if "." in ref and ref not in descriptor.consumes:
+            if "." in ref and ref not in descriptor.consumed_refs:
                 problems.append(
                     Problem(
                         code_file,
@@ -202,8 +208,10 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                 )
             )
             continue
-        parts.assets.append(build_python_asset(fn, descriptor, suites.get(fn.name, ()), landing))
         built.add(fn.name)
+        if fn.name in sunset:
+            continue
+        parts.assets.append(build_python_asset(fn, descriptor, suites.get(fn.name, ()), landing, resolve))
 
     if mesh.project.dbt_project_dir(domain) is not None:
         # imported here: dagster_dbt costs ~3 s, paid only by domains that have a dbt project
@@ -230,7 +238,10 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         key_problems = asset_key_problems(manifest, dbt_dir, mesh.project, domain)
         problems += key_problems
         if not key_problems:  # Dagster refuses the specs of a name it cannot use
-            parts.assets.append(build_dbt_assets(descriptor, mesh.project, manifest, suites))
+            models = {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
+            parts.assets.append(
+                build_dbt_assets(descriptor, mesh.project, manifest, suites, resolve, sorted(sunset & models))
+            )
         built |= {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
 
     for name in sorted(set(suites) - {p.name for p in descriptor.products}):
@@ -250,7 +261,13 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                     file,
                     f"products[{i}]",
                     "product-built",
-                    f"product {product.name!r} is declared but no @product function or dbt model builds it",
+                    f"product {product.pinned_ref!r} is declared but no @product function or dbt model builds it"
+                    + (
+                        f" (an older major: @product({product.family!r}, major={product.major}) or a dbt model "
+                        f"named {product.name!r})"
+                        if product.is_older_major
+                        else ""
+                    ),
                     domain=domain,
                 )
             )

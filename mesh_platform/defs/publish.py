@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 
 from mesh_platform.checks.run import CheckOutcome, contract_not_run, run_contract
+from mesh_platform.contracts.majors import pinned_majors_outcome
 from mesh_platform.contracts.snapshot import contract_snapshot
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.refusals import report_refusals
@@ -107,6 +108,8 @@ def audit_and_publish(
         outcomes = contract_not_run(product, suites, extra_blockers[0])
     else:
         outcomes = run_contract(con, product, suites)
+    if any("@" in ref for ref in descriptor.consumes):
+        outcomes.append(pinned_majors_outcome(mesh, descriptor.domain))
     audit = Audit(ref, outcomes, extra_blockers=list(extra_blockers or []))
     store = ProductStore(mesh.project.home)
     rejected = None

@@ -1,6 +1,6 @@
 """Dagster assets from a domain's `@product` / `@internal` functions."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +84,14 @@ def build_python_asset(
     descriptor: Descriptor,
     suites: Sequence[SuiteFn] = (),
     landing: Sequence[str] = (),
+    resolve: Callable[[str], str] = str,
 ) -> dg.AssetsDefinition:
-    """`landing`: the landing folders the domain's assets declare (its sandbox may read them)."""
+    """`landing`: the landing folders the domain's assets declare (its sandbox may read them);
+    `resolve`: another domain's product as named in `reads` -> the product (major) the domain reads."""
     domain = descriptor.domain
     product = descriptor.product(asset_fn.name) if asset_fn.role == "product" else None
     planned = mesh_spec(descriptor, asset_fn.name, "python", product, asset_fn.description, suites)
-    spec = planned.spec(deps=[dep_key(domain, r) for r in asset_fn.reads])
+    spec = planned.spec(deps=[dep_key(domain, resolve(r) if "." in r else r) for r in asset_fn.reads])
     consumed = [r for r in asset_fn.reads if "." in r]
     via = f"{domain}.{asset_fn.name}"
 

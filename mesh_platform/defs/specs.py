@@ -38,6 +38,21 @@ def column_schema(product: Product) -> dg.TableSchema:
     )
 
 
+def version_metadata(descriptor: Descriptor, product: Product) -> dict[str, str]:
+    """The product's version, and for a product published in more than one major, which ones."""
+    if product.version is None:
+        return {}
+    metadata = {"mesh/version": product.version}
+    majors = descriptor.majors_of(product.family)
+    if len(majors) > 1:
+        metadata["mesh/majors"] = ", ".join(f"{product.family}@{p.major}" for p in majors)
+    if product.is_older_major:
+        metadata["mesh/major_of"] = f"{descriptor.domain}.{product.family} (an older major, built next to the latest)"
+    if product.sunset is not None:
+        metadata["mesh/sunset"] = product.sunset.isoformat()
+    return metadata
+
+
 def product_attributes(descriptor: Descriptor, product: Product, kind: str) -> dict[str, Any]:
     pii = [c.name for c in product.columns if c.classification == "pii"]
     return {
@@ -58,6 +73,7 @@ def product_attributes(descriptor: Descriptor, product: Product, kind: str) -> d
             "mesh/consumers": ", ".join(product.access.consumers) or "(none)",
             "mesh/pii_columns": ", ".join(pii) or "(none)",
             "mesh/freshness": product.freshness or "(none)",
+            **version_metadata(descriptor, product),
             "dagster/column_schema": column_schema(product),
         },
     }

@@ -64,7 +64,9 @@ def prepare_inputs(
 
 def expose_inputs(con: duckdb.DuckDBPyConnection, inputs: Iterable[Input]) -> dict[str, str]:
     """The projections as views `"<producer>"."<product>"` in the step's (sandboxed) connection."""
-    return {i.ref: create_projection_view(con, i.grant, i.projection) for i in inputs if i.projection is not None}
+    return {
+        i.grant.read_as: create_projection_view(con, i.grant, i.projection) for i in inputs if i.projection is not None
+    }
 
 
 def record_inputs(mesh: Mesh, inputs: Iterable[Input], run_id: str, via: str) -> list[dict[str, Any]]:

@@ -287,6 +287,7 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, rel: str, domain: str) -> Prob
 
 def _parse(text: str, rel: str, domain: str, what: str = "descriptor") -> tuple[Any, yaml.Node | None, list[Problem]]:
     """The document and its node tree, or the problems that keep it from being used."""
+    node: yaml.Node | None = None
     try:
         bound = _check_events(text)
         if bound is not None:
@@ -317,8 +318,8 @@ def _parse(text: str, rel: str, domain: str, what: str = "descriptor") -> tuple[
             data = loader.construct_document(node)
         finally:
             loader.dispose()
-    except yaml.YAMLError as exc:
-        return None, None, [_yaml_problem(exc, text, rel, domain)]
+    except yaml.YAMLError as exc:  # with the node tree when it was composed (a value YAML cannot build)
+        return None, node, [_yaml_problem(exc, text, rel, domain)]
     return data, node, []
 
 
@@ -344,6 +345,31 @@ def _validate(data: Any, node: yaml.Node | None, rel: str, domain: str) -> tuple
     return descriptor, []
 
 
+def _loc_at(node: yaml.Node, line: int, loc: Loc = ()) -> Loc | None:
+    """Where the scalar value on `line` is (e.g. ("products", 2, "sunset")), if one is."""
+    if isinstance(node, yaml.ScalarNode):
+        return loc if node.start_mark.line + 1 == line else None
+    children: list[tuple[Any, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [(k.value, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(enumerate(node.value))
+    for part, child in children:
+        if child.start_mark.line + 1 <= line <= child.end_mark.line + 1:
+            found = _loc_at(child, line, (*loc, part))
+            if found is not None:
+                return found
+    return None
+
+
+def _at_field(problem: Problem, node: yaml.Node | None) -> Problem:
+    """A value YAML cannot build (`sunset: 2027-13-45`) named by its key, found from its line."""
+    if problem.field or problem.rule != "yaml" or node is None or problem.line is None:
+        return problem
+    loc = _loc_at(node, problem.line)
+    return replace(problem, field=_field_path(loc)) if loc else problem
+
+
 def read_descriptor(path: Path, rel: str) -> LoadedDescriptor:
     """Read, bound, parse and validate one descriptor file."""
     domain = path.parent.name
@@ -355,6 +381,7 @@ def read_descriptor(path: Path, rel: str) -> LoadedDescriptor:
     if text is None:
         return LoadedDescriptor(None, problems)
     data, node, problems = _parse(text, rel, domain)
+    problems = [_at_field(p, node) for p in problems]
     if problems:  # libyaml places an error at the end of a file without a final newline on the line after it
         last = text.count("\n") + 1
         return LoadedDescriptor(None, [replace(p, line=min(p.line or 1, last)) for p in problems])

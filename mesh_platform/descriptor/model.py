@@ -8,6 +8,7 @@ rules live in `mesh_platform.descriptor.rules`.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     field_validator,
     model_validator,
@@ -47,6 +49,8 @@ DURATION_PATTERN = re.compile(r"^(\d+)([mhd])$")
 DURATION_UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_FRESHNESS_S = 366 * 86400
 PRODUCT_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+# a consumed product, optionally pinned to a major: `patients.patient_accounts@1`
+CONSUME_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*(@(0|[1-9][0-9]{0,5}))?$"
 COLUMN_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 VERSION_PATTERN = r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$"
 ColumnType = Literal["string", "integer", "bigint", "double", "boolean", "date", "timestamp"]
@@ -172,6 +176,12 @@ class Product(_Strict):
     version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)] | None = Field(
         default=None, description="'MAJOR.MINOR' (quoted in YAML); a breaking change needs a new major"
     )
+    sunset: date | None = Field(
+        default=None,
+        description="an older major only: the date (YYYY-MM-DD) after which it is no longer built; consumers "
+        "still pinned to it are warned until then",
+    )
+    _major_of: str | None = PrivateAttr(default=None)  # set on an older major: the product it is a major of
 
     _check_owner = field_validator("owner")(lambda cls, v: v if v is None else _check_owner(v))
 
@@ -190,6 +200,38 @@ class Product(_Strict):
     @property
     def major(self) -> int | None:
         return int(self.version.split(".")[0]) if self.version else None
+
+    @property
+    def family(self) -> str:
+        """The product's name as declared and read by consumers (an older major is stored and built as
+        `<family>_v<major>`, see `Descriptor._side_by_side_majors`)."""
+        return self._major_of or self.name
+
+    @property
+    def is_older_major(self) -> bool:
+        return self._major_of is not None
+
+    @property
+    def pinned_ref(self) -> str:
+        """`<family>@<major>` for an older major, else the name: how it is shown."""
+        return f"{self.family}@{self.major}" if self._major_of else self.name
+
+    def sunset_passed(self, today: date | None = None) -> bool:
+        return self.sunset is not None and (today or date.today()) > self.sunset
+
+    @field_validator("sunset", mode="before")
+    @classmethod
+    def _sunset_date(cls, value: object) -> object:
+        if value is None or isinstance(value, date):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise PydanticCustomError(
+            "sunset_format", "sunset is a date YYYY-MM-DD, e.g. sunset: 2027-06-30, got {got}", {"got": repr(value)}
+        )
 
     @field_validator("freshness")
     @classmethod
@@ -251,8 +293,10 @@ class Descriptor(_Strict):
     business_process: Text
     description: Text
     products: list[Product] = Field(default_factory=list)
-    consumes: list[Annotated[str, StringConstraints(pattern=PRODUCT_REF_PATTERN)]] = Field(
-        default_factory=list, description="other domains' products this domain reads: '<domain>.<product>'"
+    consumes: list[Annotated[str, StringConstraints(pattern=CONSUME_REF_PATTERN)]] = Field(
+        default_factory=list,
+        description="other domains' products this domain reads: '<domain>.<product>' (the latest major), or "
+        "'<domain>.<product>@<major>' pinned to a major",
     )
     schedule: str | None = Field(default=None, description="cron schedule for the domain's own job")
     code_exceptions: list[CodeException] = Field(
@@ -270,13 +314,51 @@ class Descriptor(_Strict):
             raise ValueError("schedule is a five-field cron expression, e.g. '0 6 * * *'")
         return value
 
-    @model_validator(mode="after")
-    def _unique_products(self) -> Descriptor:
-        names = [p.name for p in self.products]
+    @field_validator("products")
+    @classmethod
+    def _side_by_side_majors(cls, products: list[Product]) -> list[Product]:
+        """Two entries of one product name are two majors published side by side: the latest keeps the
+        name, an older one is built, stored and keyed as `<name>_v<major>`."""
+        named: dict[str, list[Product]] = {}
+        for product in products:
+            named.setdefault(product.name, []).append(product)
+        renamed = {}
+        for name, entries in named.items():
+            if len(entries) == 1:
+                if entries[0].sunset is not None:
+                    raise ValueError(
+                        f"product {name!r}: sunset applies to an older major, published next to a newer one"
+                    )
+                continue
+            majors = [p.major for p in entries]
+            if None in majors or len(set(majors)) != len(majors):
+                raise ValueError(
+                    f"product {name!r} is declared twice; two entries of one product are two majors published side "
+                    "by side, each with a version of a different MAJOR"
+                )
+            latest = max(m for m in majors if m is not None)
+            for product in entries:
+                if product.major == latest and product.sunset is not None:
+                    raise ValueError(f"product {name!r}: sunset applies to an older major, not the latest ({latest})")
+                if product.major != latest:
+                    older = product.model_copy(update={"name": f"{name}_v{product.major}"})
+                    older._major_of = name
+                    renamed[id(product)] = older
+        result = [renamed.get(id(p), p) for p in products]
+        names = [p.name for p in result]
         for name in names:
             if names.count(name) > 1:
-                raise ValueError(f"product {name!r} is declared twice")
-        return self
+                raise ValueError(f"product {name!r} is declared twice (an older major of another product has its name)")
+        return result
+
+    @field_validator("consumes")
+    @classmethod
+    def _one_major_each(cls, refs: list[str]) -> list[str]:
+        products = [ref.partition("@")[0] for ref in refs]
+        for ref in products:
+            if products.count(ref) > 1:
+                raise ValueError(f"{ref} is listed twice: a domain consumes one major of a product")
+        return refs
 
     def product(self, name: str) -> Product | None:
         return next((p for p in self.products if p.name == name), None)
@@ -287,3 +369,16 @@ class Descriptor(_Strict):
     @property
     def consumed_domains(self) -> set[str]:
         return {ref.split(".", 1)[0] for ref in self.consumes}
+
+    @property
+    def consumed_refs(self) -> list[str]:
+        """`consumes` without the pins: the `<domain>.<product>` each names."""
+        return [ref.partition("@")[0] for ref in self.consumes]
+
+    def pinned_major(self, ref: str) -> int | None:
+        """The major `ref` (`<domain>.<product>`) is pinned to in `consumes`, None when unpinned."""
+        return next((int(c.partition("@")[2]) for c in self.consumes if c.partition("@")[0] == ref and "@" in c), None)
+
+    def majors_of(self, name: str) -> list[Product]:
+        """Every major of product `name` published side by side, the latest first."""
+        return sorted((p for p in self.products if p.family == name), key=lambda p: -(p.major or 0))

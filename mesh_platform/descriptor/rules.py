@@ -43,7 +43,8 @@ def product_rules(descriptor: Descriptor, file: str) -> list[Problem]:
 def consume_rules(descriptors: Mapping[str, Descriptor], files: Mapping[str, str], broken: set[str]) -> list[Problem]:
     problems = []
     for domain, descriptor in descriptors.items():
-        for i, ref in enumerate(descriptor.consumes):
+        for i, pinned in enumerate(descriptor.consumes):
+            ref, _, major = pinned.partition("@")
             producer_name, product_name = ref.split(".", 1)
             field = f"consumes[{i}]"
             if producer_name == domain:
@@ -74,6 +75,23 @@ def consume_rules(descriptors: Mapping[str, Descriptor], files: Mapping[str, str
                 where = "no such domain" if producer is None else f"{files[producer_name]} declares no such product"
                 problems.append(Problem(files[domain], field, "consume-exists", f"{ref}: {where}", domain=domain))
                 continue
+            if major:
+                pinned_product = next((p for p in producer.majors_of(product_name) if p.major == int(major)), None)
+                if pinned_product is None:
+                    majors = [f"@{p.major}" for p in producer.majors_of(product_name) if p.major is not None]
+                    published = ", ".join(majors)
+                    problems.append(
+                        Problem(
+                            files[domain],
+                            field,
+                            "consume-major",
+                            f"{pinned}: {files[producer_name]} publishes no major {major} of {product_name!r} "
+                            f"(published: {published or 'no declared version'})",
+                            domain=domain,
+                        )
+                    )
+                    continue
+                product = pinned_product
             if not product.access.grants(domain):
                 index = producer.products.index(product)
                 problems.append(
@@ -81,7 +99,7 @@ def consume_rules(descriptors: Mapping[str, Descriptor], files: Mapping[str, str
                         files[domain],
                         field,
                         "access-granted",
-                        f"{ref} is not granted to {domain!r}: add {domain!r} to "
+                        f"{pinned} is not granted to {domain!r}: add {domain!r} to "
                         f"products[{index}].access.consumers in {files[producer_name]}",
                         domain=domain,
                     )

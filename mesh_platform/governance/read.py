@@ -47,21 +47,45 @@ class ReadGrant:
 
     @property
     def ref(self) -> str:
+        """The product read (an older major: `<domain>.<product>_v<major>`, as stored)."""
         return f"{self.producer.domain}.{self.product.name}"
+
+    @property
+    def read_as(self) -> str:
+        """The name the consumer reads it by, whichever major it pins: `<domain>.<product>`."""
+        return f"{self.producer.domain}.{self.product.family}"
+
+
+def _wanted(mesh: Mesh, ref: str, consumer: str) -> tuple[Descriptor, Product]:
+    """The product (and major) a read of `ref` asks for: a product's name is the major the consumer
+    pins in its consumes (the latest when it pins none); `<ref>@<major>` asks for that major."""
+    producer, product = mesh.product(ref)
+    if "@" in ref or product.is_older_major or consumer == producer.domain:
+        return producer, product
+    return mesh.product(mesh.resolve(consumer, ref))
 
 
 def authorize(mesh: Mesh, ref: str, consumer: str) -> ReadGrant:
-    """Check the access agreement both ways and decide the masking for this consumer."""
-    producer, product = mesh.product(ref)
+    """Check the access agreement both ways (for the major read) and decide the masking for this
+    consumer."""
+    producer, product = _wanted(mesh, ref, consumer)
     if consumer != producer.domain:
         consumer_desc = mesh.descriptors.get(consumer)
         if consumer_desc is None:
             raise AccessDenied(f"{consumer!r} is not a valid domain of this mesh; it cannot read {ref}", "known-domain")
-        if ref not in consumer_desc.consumes:
+        family = f"{producer.domain}.{product.family}"
+        if family not in consumer_desc.consumed_refs:
             raise AccessDenied(
                 f"{consumer} does not consume {ref}: add it to consumes in {mesh.files[consumer]} "
                 f"(and ask {producer.owner} to grant it in {mesh.files[producer.domain]})",
                 "read-through-consumes",
+            )
+        if mesh.resolve(consumer, family) != f"{producer.domain}.{product.name}":
+            pinned = consumer_desc.pinned_major(family)
+            raise AccessDenied(
+                f"{consumer} consumes {family}{f'@{pinned}' if pinned is not None else ' (its latest major)'}, "
+                f"not {producer.domain}.{product.pinned_ref}: change the pin in consumes in {mesh.files[consumer]}",
+                "read-pinned-major",
             )
         if not product.access.grants(consumer):
             raise AccessDenied(
@@ -94,8 +118,9 @@ def governed_sql(grant: ReadGrant, key: str, source: str | None = None, dialect:
 
 
 def create_projection_view(con: duckdb.DuckDBPyConnection, grant: ReadGrant, projection: Path) -> str:
-    """Expose the consumer's projection of the product in its warehouse as `<producer>.<product>`."""
-    schema, view = quote(grant.producer.domain), quote(grant.product.name)
+    """Expose the consumer's projection of the product in its warehouse as `<producer>.<product>`
+    (whichever major it pins: a consumer reads one major of each product)."""
+    schema, view = quote(grant.producer.domain), quote(grant.product.family)
     con.execute(f"create schema if not exists {schema}")
     con.execute(f"create or replace view {schema}.{view} as select * from read_parquet({literal(str(projection))})")
     return f"{schema}.{view}"

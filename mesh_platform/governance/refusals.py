@@ -19,7 +19,7 @@ def agreement_for(mesh: Mesh, consumer: str, ref: str) -> str:
         return f"a domain reads its own product {ref} by its name in its warehouse, not by its file"
     needs = []
     consumer_file = mesh.files.get(consumer, f"domains/{consumer}/domain.yaml")
-    if ref not in (mesh.descriptors[consumer].consumes if consumer in mesh.descriptors else []):
+    if ref not in (mesh.descriptors[consumer].consumed_refs if consumer in mesh.descriptors else []):
         needs.append(f"`{ref}` in consumes of {consumer_file}")
     if not product.access.grants(consumer):
         index = producer.products.index(product)

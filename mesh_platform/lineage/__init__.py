@@ -43,7 +43,11 @@ def lineage(mesh: Mesh) -> dict[str, Any]:
         try:
             edges |= _product_edges(mesh, domain)
         except MeshDefinitionError:  # fall back to the descriptor: consumed product -> every product
-            edges |= {(ref, f"{domain}.{p.name}") for ref in descriptor.consumes for p in descriptor.products}
+            edges |= {
+                (mesh.resolve(domain, ref), f"{domain}.{p.name}")
+                for ref in descriptor.consumed_refs
+                for p in descriptor.products
+            }
     domain_edges = sorted({(a.split(".")[0], b.split(".")[0]) for a, b in edges})
     return {
         "domains": [{"domain": d, "owner": mesh.descriptors[d].owner} for d in mesh.domains],

@@ -151,8 +151,8 @@ def _sources(mesh: Mesh, descriptor: Descriptor, fns: Sequence[AssetFn]) -> tupl
                 model.columns,
             )
     own = {("main", name): f"{domain}.{name}" for name in sources}
-    for source in sources.values():
-        source.relations = {**own, **source.relations}
+    for source in sources.values():  # a consumed product is the major the domain pins (`Mesh.resolve`)
+        source.relations = {**own, **{k: mesh.resolve(domain, v) for k, v in source.relations.items()}}
     return sources, warnings
 
 
@@ -277,7 +277,7 @@ def _declared_problems(mesh: Mesh, descriptor: Descriptor, assets: set[str]) -> 
                 if other == domain:
                     if asset not in assets:
                         message = f"{ref}: {domain} has no asset {asset!r}"
-                elif f"{other}.{asset}" not in descriptor.consumes:
+                elif f"{other}.{asset}" not in descriptor.consumed_refs:
                     message = f"{ref}: {other}.{asset} is not in consumes, so {domain} cannot read it"
                 else:
                     producer = mesh.descriptors.get(other)

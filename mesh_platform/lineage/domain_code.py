@@ -18,7 +18,7 @@ def domain_asset_functions(mesh: Mesh, domain: str) -> tuple[list[AssetFn], list
     if access := code_access_problems(mesh, descriptor):
         return [], access
     try:
-        return _asset_fns(_import_domain_code(mesh, domain)), []
+        return _asset_fns(_import_domain_code(mesh, domain), descriptor), []
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(exc)).strip()
         code_file = mesh.project.rel(mesh.project.domain_dir(domain) / "assets.py")

@@ -170,6 +170,8 @@ class Progress:
 def _product_results(mesh: Mesh, domain: str, run_id: str, durations: dict[str, float]) -> list[ProductResult]:
     store, results = ProductStore(mesh.project.home), []
     for product in mesh.descriptors[domain].products:
+        if product.sunset_passed():
+            continue  # an older major past its sunset: no longer built (`mesh validate` says so)
         status = store.status(domain, product.name) or {}
         if status.get("run_id") != run_id:
             results.append(ProductResult(domain, product.name, "not run"))

@@ -134,7 +134,7 @@ def create_view(pg: PlatformSession, grant: ReadGrant, copy: str, reader: str) -
     consumer's own views over it (every policy keeps a column's type); dropped and made again, with
     them, when the product's columns changed."""
     view = GovernedView(
-        grant.producer.domain, grant.product.name, grant.ref, grant.published.version, grant.masked, copy
+        grant.producer.domain, grant.product.family, grant.ref, grant.published.version, grant.masked, copy
     )
     note = json.dumps({"product": view.product, "version": view.version, "masked": view.masked, "copy": copy})
     select = view_sql(grant, copy)

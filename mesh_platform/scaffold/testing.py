@@ -100,7 +100,9 @@ class DomainWorkbench:
         self.descriptor = self.mesh.descriptors[domain]
         self.code = load_domain_code(self.root, domain)
         self.functions = _in_dependency_order(
-            [v for v in vars(self.code).values() if isinstance(v, AssetFn)] if self.code else []
+            [v.as_built(self.descriptor) for v in vars(self.code).values() if isinstance(v, AssetFn)]
+            if self.code
+            else []
         )
         self._runs = 0
 
@@ -153,7 +155,7 @@ class DomainWorkbench:
         with staging(self.home, self.domain, f"{RUN_ID}-{self._runs}") as folder:
             sandbox = Sandbox.for_step(self.home, self.domain, folder, landing, [p for _, p in projections])
             with open_sandboxed(self.home, sandbox) as con:
-                governed = {grant.ref: create_projection_view(con, grant, path) for grant, path in projections}
+                governed = {grant.read_as: create_projection_view(con, grant, path) for grant, path in projections}
             yield Step(sandbox, folder, governed)
 
     def run(self, name: str) -> Any:
