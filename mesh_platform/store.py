@@ -218,11 +218,15 @@ class ProductStore:
 
     def versions(self, domain: str, product: str) -> VersionIndex:
         """The versions kept of `domain.product` (a store from before the index: listed from its files)."""
+        return self._index(domain, product)
+
+    def _index(self, domain: str, product: str, publishing: str | None = None) -> VersionIndex:
+        """`versions`; `publishing`: a version being published, left out (its file is there already)."""
         folder = self.home.product_dir(domain, product)
         try:
             data = json.loads((folder / VERSIONS_FILE).read_text())
         except FileNotFoundError:
-            return _index_from_files(folder, self.current(domain, product))
+            return _index_from_files(folder, self.current(domain, product), publishing)
         return VersionIndex(
             [Published(**v) for v in data["versions"]], data.get("first_published_at"), int(data.get("pruned", 0))
         )
@@ -292,8 +296,8 @@ class ProductStore:
             checks,
         )
         with _locked(folder):  # two runs publishing the product at once write the index one after the other
-            index = self.versions(domain, product)
-            earlier = [v for v in index.versions if v.version != version]  # a store from before the index lists it
+            index = self._index(domain, product, publishing=version)
+            earlier = index.versions
             kept, pruned = _retain([*earlier, replace(published, contract=None)], now, retention_seconds)
             first = (index.first_published_at or earlier[0].published_at) if earlier else published.published_at
             _write_json_atomic(
@@ -359,13 +363,13 @@ def _retain(
     return kept, [v for v in versions[:-1] if published_at(v) < since]
 
 
-def _index_from_files(folder: Path, current: Published | None) -> VersionIndex:
+def _index_from_files(folder: Path, current: Published | None, publishing: str | None = None) -> VersionIndex:
     """The versions of a store written before `versions.json`: each file named by a version id, its
     time read from the id (its checks and run were not recorded), the current one from `current.json`."""
     versions = []
     for path in sorted(folder.glob("*.parquet")):
         match = VERSION_ID.match(path.stem)
-        if match is None:
+        if match is None or path.stem == publishing:
             continue
         if current is not None and path.stem == current.version:
             versions.append(replace(current, contract=None))

@@ -134,7 +134,7 @@ def test_versions_lists_newest_first_marking_the_current_with_run_and_checks(pub
     assert latest["checks"] == {"passed": 5, "failed": 0, "not_run": 0}
     assert (listing["retention"], listing["pruned"]) == (None, 0)
 
-    proc = mesh(root, home, "versions", ACCOUNTS)
+    proc = run_mesh_cli("versions", ACCOUNTS, env={**mesh_env(root, home), "COLUMNS": "120"}, cwd=root)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     (new_line,) = [line for line in lines if new.version in line]
