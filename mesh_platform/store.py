@@ -273,29 +273,29 @@ class ProductStore:
         or without it all but the last `KEEP_VERSIONS`; never the new current version."""
         folder = self.home.product_dir(domain, product)
         folder.mkdir(parents=True, exist_ok=True)
-        now = _now()
-        version = f"{now:%Y%m%dT%H%M%S%f}-{(run_id or uuid.uuid4().hex)[:8]}"
-        path = folder / f"{version}.parquet"
-        tmp = folder / f".{version}.parquet.tmp"
+        tmp = folder / f".{uuid.uuid4().hex}.parquet.tmp"
         build.keep(con, tmp)
-        os.replace(tmp, path)
-        rows, columns = parquet_summary(path)
-        stat = path.stat()
-        published = Published(
-            domain,
-            product,
-            version,
-            str(path),
-            rows,
-            now.isoformat(),
-            run_id,
-            columns,
-            stat.st_size,
-            stat.st_mtime_ns,
-            contract,
-            checks,
-        )
-        with _locked(folder):  # two runs publishing the product at once write the index one after the other
+        rows, columns = parquet_summary(tmp)
+        with _locked(folder):  # one publication of the product at a time: versions are current in their order
+            now = _now()
+            version = f"{now:%Y%m%dT%H%M%S%f}-{(run_id or uuid.uuid4().hex)[:8]}"
+            path = folder / f"{version}.parquet"
+            os.replace(tmp, path)
+            stat = path.stat()
+            published = Published(
+                domain,
+                product,
+                version,
+                str(path),
+                rows,
+                now.isoformat(),
+                run_id,
+                columns,
+                stat.st_size,
+                stat.st_mtime_ns,
+                contract,
+                checks,
+            )
             index = self._index(domain, product, publishing=version)
             earlier = index.versions
             kept, pruned = _retain([*earlier, replace(published, contract=None)], now, retention_seconds)
@@ -309,10 +309,8 @@ class ProductStore:
                 },
             )
             _write_json_atomic(folder / "current.json", asdict(published))
-            listed = {Path(v.path).name for v in kept}
-            for stray in folder.glob("*.parquet"):  # pruned, or left by a run killed before it listed its file
-                if stray.name not in listed and stray != path:
-                    stray.unlink(missing_ok=True)
+        for old in pruned:
+            Path(old.path).unlink(missing_ok=True)
         return published
 
     def reject(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -217,11 +218,24 @@ def test_retention_prunes_old_versions_and_keeps_the_current(tmp_path: Path) -> 
     assert listing["pruned"] == 3 and [v["current"] for v in listing["versions"]] == [True]
 
 
-def publish_file(store: ProductStore, home: Path, name: str, retention_seconds: int | None) -> Published:
-    with staging(MeshHome(home), "patients", "store-test") as folder, duckdb.connect() as con:
+def publish_file(
+    store: ProductStore, home: Path, name: str, retention_seconds: int | None, run_id: str = "store-test"
+) -> Published:
+    with staging(MeshHome(home), "patients", run_id) as folder, duckdb.connect() as con:
         path = staged_file(folder, name)
         build_into(con, "select 'P1' as patient_id", path)
-        return store.publish(con, "patients", name, Build("x", path), "store-test", retention_seconds=retention_seconds)
+        return store.publish(con, "patients", name, Build("x", path), run_id, retention_seconds=retention_seconds)
+
+
+def test_runs_publishing_one_product_at_once_lose_no_version_they_keep(tmp_path: Path) -> None:
+    store = ProductStore(MeshHome(tmp_path / "home"))
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda i: publish_file(store, tmp_path / "home", "p", None, f"run{i:05d}"), range(12)))
+    index = store.versions("patients", "p")
+    newest = sorted(done, key=lambda p: p.version)[-5:]
+    assert [v.version for v in index.versions] == [p.version for p in newest] and index.pruned == 7
+    assert store.current("patients", "p").version == newest[-1].version  # type: ignore[union-attr]
+    assert sorted(f.name for f in Path(newest[0].path).parent.glob("*.parquet")) == [Path(p.path).name for p in newest]
 
 
 def test_retention_in_the_descriptor_keeps_versions_without_it_the_last_five(tmp_path: Path) -> None:
