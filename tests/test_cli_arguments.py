@@ -43,6 +43,12 @@ HOSTILE: list[tuple[list[str], dict[str, str], str]] = [
     (["read", "pharmacy.sites", "--as", "[bold]x"], {}, "'[bold]x'"),
     (["read", "[/]", "--as", "site_operations"], {}, "'[/]'"),
     (["read", "pharmacy.sites"], {}, "--as"),
+    (["read", "pharmacy.sites", "--as", "site_operations", "--at", "[/]"], {}, "--at: '[/]' is neither"),
+    (["read", "pharmacy.sites", "--as", "site_operations", "--at", "2026-02-30"], {}, "--at: '2026-02-30'"),
+    (["read", "pharmacy.sites", "--as", "site_operations", "--at", "2020-01-01"], {}, "not been published"),
+    (["versions", "[/]"], {}, "'[/]'"),
+    (["versions", "pharmacy.nope"], {}, "unknown product 'pharmacy.nope'"),
+    (["versions"], {}, "DOMAIN.PRODUCT"),
     (["lineage", "--format", "[/]"], {}, "'[/]'"),
     (["check-change", "--base", "[/]"], {}, "not a git checkout"),  # a copy without .git
     (["quarantine", "[/]"], {}, "'[/]'"),

@@ -224,6 +224,8 @@ def test_reserved_word_lists_match_postgresql() -> None:
         ),
         ("freshness: 26h", "freshness: 0m", "value-error", "products[1].freshness"),
         ("freshness: 26h", "freshness: 99999999999d", "value-error", "products[1].freshness"),
+        ("freshness: 26h", "retention: 30x", "value-error", "products[1].retention"),
+        ("freshness: 26h", "retention: 0d", "value-error", "products[1].retention"),
     ],
 )
 def test_values_dagster_or_the_checks_would_choke_on(project: Path, old: str, new: str, rule: str, field: str) -> None:

@@ -22,6 +22,7 @@ from mesh_platform.cli import (
     run,
     seed,
     validate,
+    versions,
 )
 from mesh_platform.cli.common import fail
 from mesh_platform.instance import InstanceConfigError
@@ -43,6 +44,7 @@ for module in (
     validate,
     products,
     read,
+    versions,
     lineage,
     check_change,
     quarantine,

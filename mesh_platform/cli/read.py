@@ -1,4 +1,5 @@
-"""`mesh read D.P --as C`: the rows consumer C may see, through the governed read."""
+"""`mesh read D.P --as C [--at VERSION|TIME]`: the rows consumer C may see, through the governed read
+(of the current version, or of the one current at a past time or named by its id)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import duckdb
 import typer
 from rich.text import Text
 
-from mesh_platform.cli.common import fail, known_domain, known_product, load_mesh, out, plain, print_json
+from mesh_platform.cli.common import fail, invalid, known_domain, known_product, load_mesh, out, plain, print_json
 from mesh_platform.cli.tables import Column, print_fitted, shown_of
 from mesh_platform.governance.policies import mask_expression
 from mesh_platform.governance.read import (
@@ -16,7 +17,7 @@ from mesh_platform.governance.read import (
     governed_sql,
     record_read,
 )
-from mesh_platform.store import TamperedVersion
+from mesh_platform.store import TamperedVersion, VersionNotFound, parse_at
 
 MAX_LIMIT = 1_000_000_000
 
@@ -26,19 +27,32 @@ def read(
     as_: str = typer.Option(..., "--as", help="The consumer domain reading."),
     limit: int = typer.Option(20, "--limit", min=0, max=MAX_LIMIT, help="Rows to show (0 = all)."),
     as_json: bool = typer.Option(False, "--json", help="Rows as a JSON list of objects."),
+    at: str = typer.Option(
+        None,
+        "--at",
+        metavar="VERSION|TIME",
+        help="Read a past version: its id (`mesh versions D.P`) or an ISO time (UTC unless it says), which reads "
+        "the version current then. Access and masking are as of now.",
+    ),
 ) -> None:
     """Show a product's rows as a consumer sees them (pii masked unless granted)."""
     mesh = load_mesh()
     known_product(mesh, ref)
     known_domain(mesh, as_, "--as")
     try:
-        grant = governed_read(mesh, ref, as_, None, via="mesh read")  # a refusal is audited
+        when = parse_at(at) if at is not None else None
+    except ValueError as exc:
+        invalid(f"--at: {exc}")
+    try:
+        grant = governed_read(mesh, ref, as_, None, via="mesh read", at=when)  # a refusal is audited
         grant.published.check_intact()
+    except VersionNotFound as exc:
+        invalid(f"--at: {exc}")
     except (AccessDenied, NotPublished, TamperedVersion) as exc:
         fail(str(exc))
     sql = governed_sql(grant, mesh.project.home.masking_key())
     names, rows, total = _fetch(sql, limit)
-    record_read(mesh, grant, None, via="mesh read")
+    record_read(mesh, grant, None, via="mesh read", at=at)
     if as_json:
         print_json([dict(zip(names, row, strict=True)) for row in rows])
         return

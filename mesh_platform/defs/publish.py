@@ -129,7 +129,16 @@ def audit_and_publish(
         )
     else:
         contract = contract_snapshot(descriptor, product)  # recorded with the version, for the version gate
-        audit.published = store.publish(con, descriptor.domain, product.name, build, run_id, contract)
+        audit.published = store.publish(
+            con,
+            descriptor.domain,
+            product.name,
+            build,
+            run_id,
+            contract,
+            checks=[o.as_dict() for o in audit.outcomes],
+            retention_seconds=product.retention_seconds,
+        )
         if build.file is not None:
             audit.view_path = audit.published.path
     store.record_status(

@@ -48,6 +48,7 @@ OWNER_PATTERN = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 DURATION_PATTERN = re.compile(r"^(\d+)([mhd])$")
 DURATION_UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_FRESHNESS_S = 366 * 86400
+MAX_RETENTION_S = 3660 * 86400  # ten years
 PRODUCT_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 # a consumed product, optionally pinned to a major: `patients.patient_accounts@1`
 CONSUME_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*(@(0|[1-9][0-9]{0,5}))?$"
@@ -164,6 +165,23 @@ class Access(_Strict):
         return "*" in self.consumers or domain in self.consumers
 
 
+def duration_seconds(value: str | None) -> int | None:
+    """Seconds of a duration like '30m', '26h' or '2d' (None for None)."""
+    match = DURATION_PATTERN.match(value) if value is not None else None
+    return int(match.group(1)) * DURATION_UNITS[match.group(2)] if match else None
+
+
+def _duration(key: str, value: str | None, max_seconds: int, max_text: str) -> str | None:
+    if value is None:
+        return None
+    seconds = duration_seconds(value)
+    if seconds is None:
+        raise ValueError(f"{key} is a duration like '30m', '26h' or '2d'")
+    if not 0 < seconds <= max_seconds:
+        raise ValueError(f"{key} is from 1m to {max_text}")
+    return value
+
+
 class Product(_Strict):
     name: SqlName
     description: Text
@@ -172,6 +190,11 @@ class Product(_Strict):
     columns: list[Column] = Field(min_length=1)
     expectations: list[Expectation] = Field(default_factory=list)
     freshness: str | None = Field(default=None, description="maximum lag, e.g. '26h', '30m', '2d'")
+    retention: str | None = Field(
+        default=None,
+        description="how long published versions stay readable (`mesh read --at`), e.g. '30d'; without it the "
+        "last 5 are kept. The current version is never pruned",
+    )
     access: Access = Field(default_factory=Access)
     version: Annotated[str, StringConstraints(pattern=VERSION_PATTERN)] | None = Field(
         default=None, description="'MAJOR.MINOR' (quoted in YAML); a breaking change needs a new major"
@@ -235,13 +258,13 @@ class Product(_Strict):
 
     @field_validator("freshness")
     @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        match = DURATION_PATTERN.match(value) if value is not None else None
-        if value is not None and not match:
-            raise ValueError("freshness is a duration like '30m', '26h' or '2d'")
-        if match and not 0 < int(match.group(1)) * DURATION_UNITS[match.group(2)] <= MAX_FRESHNESS_S:
-            raise ValueError("freshness is from 1m to 366d")
-        return value
+    def _freshness(cls, value: str | None) -> str | None:
+        return _duration("freshness", value, MAX_FRESHNESS_S, "366d")
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str | None) -> str | None:
+        return _duration("retention", value, MAX_RETENTION_S, "3660d")
 
     @model_validator(mode="after")
     def _unique_columns(self) -> Product:
@@ -254,11 +277,11 @@ class Product(_Strict):
 
     @property
     def freshness_seconds(self) -> int | None:
-        if self.freshness is None:
-            return None
-        match = DURATION_PATTERN.match(self.freshness)
-        assert match
-        return int(match.group(1)) * DURATION_UNITS[match.group(2)]
+        return duration_seconds(self.freshness)
+
+    @property
+    def retention_seconds(self) -> int | None:
+        return duration_seconds(self.retention)
 
     def named_expectations(self) -> list[tuple[str, Expectation]]:
         """Each expectation with its asset-check name, unique within the product (`__2` on repeats)."""

@@ -1,16 +1,18 @@
 """The governed read: the only way one domain reads another domain's product.
 
-It resolves the product's current published version and projects it through the producer's
-policy for that consumer: pii columns are masked unless the consumer is the owner or listed in
-`access.pii_readers`. The policy is evaluated on every read, so a changed grant takes effect on
-the next read without rewriting data. Every decision, granted or refused, goes to the audit log
-(`governance.audit`). The reader is always named by the platform (the domain whose step runs, or
-the `--as` of a CLI read): nothing here is part of the domain SDK.
+It resolves the product's current published version (or, with `at`, the version current at a past
+time or named by its id; access and masking are still decided as of now) and projects it through
+the producer's policy for that consumer: pii columns are masked unless the consumer is the owner or
+listed in `access.pii_readers`. The policy is evaluated on every read, so a changed grant takes
+effect on the next read without rewriting data. Every decision, granted or refused, goes to the
+audit log (`governance.audit`). The reader is always named by the platform (the domain whose step
+runs, or the `--as` of a CLI read): nothing here is part of the domain SDK.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +67,10 @@ def _wanted(mesh: Mesh, ref: str, consumer: str) -> tuple[Descriptor, Product]:
     return mesh.product(mesh.resolve(consumer, ref))
 
 
-def authorize(mesh: Mesh, ref: str, consumer: str) -> ReadGrant:
+def authorize(mesh: Mesh, ref: str, consumer: str, at: str | datetime | None = None) -> ReadGrant:
     """Check the access agreement both ways (for the major read) and decide the masking for this
-    consumer."""
+    consumer; the version read is the current one, or the one `at` names (a version id, or a time:
+    the version current then; `store.parse_at`), looked up only once the read is granted."""
     producer, product = _wanted(mesh, ref, consumer)
     if consumer != producer.domain:
         consumer_desc = mesh.descriptors.get(consumer)
@@ -93,7 +96,11 @@ def authorize(mesh: Mesh, ref: str, consumer: str) -> ReadGrant:
                 f"{mesh.files[producer.domain]} does not list {consumer!r}",
                 "access-granted",
             )
-    published = ProductStore(mesh.project.home).current(producer.domain, product.name)
+    store = ProductStore(mesh.project.home)
+    # `VersionNotFound` when `at` names no version kept
+    published = (
+        store.current(producer.domain, product.name) if at is None else store.resolve(producer.domain, product.name, at)
+    )
     if published is None:
         raise NotPublished(f"{ref} has not been published yet: run `mesh run --domain {producer.domain}` first")
     sees_pii = consumer == producer.domain or consumer in product.access.pii_readers
@@ -138,8 +145,10 @@ def sees_raw_pii(grant: ReadGrant) -> bool:
     return not grant.masked and any(c.classification == "pii" for c in grant.product.columns)
 
 
-def record_read(mesh: Mesh, grant: ReadGrant, run_id: str | None, via: str) -> dict[str, object]:
-    """Audit a granted read (`raw_read` when the reader sees pii unmasked)."""
+def record_read(mesh: Mesh, grant: ReadGrant, run_id: str | None, via: str, at: str | None = None) -> dict[str, object]:
+    """Audit a granted read (`raw_read` when the reader sees pii unmasked); `at`: the version id or
+    time asked for, when it was not the current version."""
+    extra = {"as_of": at} if at is not None else {}
     return audit_read(
         mesh.project.home,
         "raw_read" if sees_raw_pii(grant) else "read",
@@ -149,14 +158,17 @@ def record_read(mesh: Mesh, grant: ReadGrant, run_id: str | None, via: str) -> d
         masked_columns=grant.masked,
         run_id=run_id,
         via=via,
+        **extra,
     )
 
 
-def governed_read(mesh: Mesh, ref: str, consumer: str, run_id: str | None, via: str) -> ReadGrant:
+def governed_read(
+    mesh: Mesh, ref: str, consumer: str, run_id: str | None, via: str, at: str | datetime | None = None
+) -> ReadGrant:
     """Authorize `consumer` to read `ref`; a refusal is audited (who, what, which rule) and raised,
     and the consumer's projections of `ref` are withdrawn."""
     try:
-        return authorize(mesh, ref, consumer)
+        return authorize(mesh, ref, consumer, at)
     except AccessDenied as exc:
         from mesh_platform.governance.projection import withdraw
 

@@ -140,7 +140,14 @@ class DomainWorkbench:
                 con.executemany(f"insert into rows values ({marks})", [[row.get(n) for n in names] for row in rows])
             path = staged_file(folder, product.name)
             build_into(con, "select * from rows", path)
-            ProductStore(self.home).publish(con, producer.domain, product.name, Build("rows", path), RUN_ID)
+            ProductStore(self.home).publish(
+                con,
+                producer.domain,
+                product.name,
+                Build("rows", path),
+                RUN_ID,
+                retention_seconds=product.retention_seconds,
+            )
 
     # --- running the domain's code ----------------------------------------------------------------
 
