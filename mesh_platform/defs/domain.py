@@ -206,7 +206,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         built.add(fn.name)
 
     if mesh.project.dbt_project_dir(domain) is not None:
-        # imported here: dagster_dbt costs ~3 s, paid only by domains that have a dbt project
+        # imported here: dagster_dbt is slow to import, a cost paid only by domains that have a dbt project
         from mesh_platform.defs.dbt_assets import (
             asset_key_problems,
             build_dbt_assets,
