@@ -40,7 +40,7 @@ def verbs(commands: list[str]) -> list[str]:
 
 def run_walkthrough(tmp_path: Path, title: str) -> tuple[Path, dict[str, str]]:
     """Run the section's commands from the root of a fresh copy of the project (as a newcomer's
-    checkout after `make install`), each required to succeed; the copy and each command's stdout."""
+    checkout after `make install`), each required to succeed; the copy and each command's output."""
     root = copy_project(tmp_path / "project")
     for name in ("README.md", "pyproject.toml"):
         shutil.copy(ROOT / name, root / name)
@@ -52,7 +52,7 @@ def run_walkthrough(tmp_path: Path, title: str) -> tuple[Path, dict[str, str]]:
         args[0] = str(BIN / args[0].removeprefix(".venv/bin/"))
         proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
         assert proc.returncode == 0, f"`{command}` exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        outputs[command] = proc.stdout
+        outputs[command] = proc.stdout + proc.stderr  # `mesh validate` reports on stderr
     return root, outputs
 
 
