@@ -1,4 +1,5 @@
-"""Keep the README's generated parts true: `python -m mesh_platform.readme` (or `make docs`)."""
+"""The README's generated sections, each between `<!-- NAME:start -->` and `<!-- NAME:end -->`: the
+lineage diagram (`python -m mesh_platform.readme`, or `make docs`) and the performance table (`python -m bench`)."""
 
 from __future__ import annotations
 
