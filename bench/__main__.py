@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import baseline, load, memory, readme_table, stream, ui_runs
+from bench import baseline, load, memory, projections, readme_table, stream, ui_runs
 from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.run_worker_server import ServerPaths, ensure_server
 from mesh_platform.project import MeshProject
@@ -85,6 +85,8 @@ def mesh_vs_duckdb(scales: list[float], ui_scales: list[float], work: Path) -> t
             print(f"scale {scale}, users' paths: {json.dumps(users[str(scale)])}", flush=True)
         os.environ["MESH_HOME"] = str(home)
         mesh = Mesh.load(MeshProject.discover(root))
+        governed = projections.measure(mesh)  # the run's home, as the run left it
+        print(f"scale {scale}, governed projections: {governed}", flush=True)
         manifests = baseline.prepare(mesh, work / f"baseline-{scale}")
         load_duck = load_average()
         duck_s = baseline.run(mesh, work / f"baseline-{scale}", manifests)
@@ -106,6 +108,7 @@ def mesh_vs_duckdb(scales: list[float], ui_scales: list[float], work: Path) -> t
             "duckdb_same_memory_limit_s": round(capped_s, 2),
             "ratio_same_memory_limit": round(mesh_s / capped_s, 2),
             "load": {"cold": load_cold, "warm": load_warm, "duckdb": load_duck},
+            "projections": governed,
         }
         print(
             f"scale {scale}: {rows:,} rows, mesh {mesh_s:.1f}s (warm {warm_s:.1f}s), duckdb {duck_s:.1f}s, "
@@ -151,6 +154,21 @@ def write(results: dict) -> None:
         "|---|---|",
     ]
     lines += [f"| {n} | {s} |" for n, s in results["load_s"].items()]
+    lines += [
+        "",
+        "Governed projections (every consumer's read of every product it consumes, made by the platform; "
+        "included in the mesh run above):",
+        "",
+        "| scale | reads (masked) | rows | MB | first read (s) | share of the mesh run | again, cached (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for scale, r in results["runs"].items():
+        g = r["projections"]
+        share = f"{100 * g['cold_s'] / r['mesh_s']:.0f}%"
+        lines.append(
+            f"| {scale} | {g['reads']} ({g['masked_reads']}) | {g['rows']:,} | {g['mb']} | {g['cold_s']} | {share} "
+            f"| {g['cached_s']} |"
+        )
     for scale, u in results.get("users", {}).items():
         lines += [
             "",
