@@ -37,6 +37,24 @@ def performance_table(results: dict) -> str:
         f"same assertions in SQL {checks['sql_s']} s ({checks['ratio']}x).",
         "- Definitions load: " + ", ".join(f"{s} s for {n} products" for n, s in load.items()) + ".",
     ]
+    governed = {s: r["projections"] for s, r in results["runs"].items() if "projections" in r}
+    if governed:
+        lines.append(
+            "- Governed projections (every consumer's read, made by the platform; part of the run): "
+            + ", ".join(
+                f"{g['cold_s']} s at scale {s} ({100 * g['cold_s'] / results['runs'][s]['mesh_s']:.0f}% of the run), "
+                f"{g['cached_s']} s cached"
+                for s, g in governed.items()
+            )
+            + "."
+        )
+    for scale, ratios in results.get("ui_run_vs_dbt_build", {}).items():
+        if ratios:
+            lines.append(
+                f"- A dbt domain's run from the UI against a plain `dbt build` of its models, scale {scale}: "
+                + ", ".join(f"{d} {r}x" for d, r in ratios.items())
+                + "."
+            )
     stream = results.get("stream")
     if stream:
         lines.append(
