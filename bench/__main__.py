@@ -1,6 +1,7 @@
 """`python -m bench [--quick]`: the mesh against plain DuckDB, checks against SQL, load time, memory.
 
-Writes bench/results/latest.json, latest.md and latest.png. Measures; asserts nothing.
+Writes bench/results/latest.json, latest.md and latest.png, and after a full run the README's performance
+table (`--readme` rewrites that table from latest.json without measuring). Measures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import baseline, load, memory, projections, stream, ui_runs
+from bench import baseline, load, memory, projections, readme_table, stream, ui_runs
 from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.run_worker_server import ServerPaths, ensure_server
 from mesh_platform.project import MeshProject
@@ -218,7 +219,13 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="*", help="override the scales")
     parser.add_argument("--ui-scales", type=float, nargs="*", help="scales of the users' paths (UI, dbt build)")
     parser.add_argument("--no-stream", action="store_true", help="without the stream's latency (about 5 min)")
+    parser.add_argument("--readme", action="store_true", help="only rewrite the README's table from latest.json")
     args = parser.parse_args()
+    readme = MeshProject.discover().root / "README.md"
+    if args.readme:
+        changed = readme_table.update_readme(readme, readme_table.latest_results())
+        print("README.md performance table " + ("updated" if changed else "already current"))
+        return
     scales = args.scales or ([0.05, 0.2] if args.quick else [1, 5, 20])
     ui_scales = args.ui_scales if args.ui_scales is not None else ([scales[0]] if args.quick else [1, 20])
     check_rows = 1_000_000 if args.quick else 10_000_000
@@ -265,6 +272,9 @@ def main() -> None:
     }
     write(results)
     print((RESULTS / "latest.md").read_text())
+    if results["mode"] == "full":  # a quick run's small scales would misstate the README's figures
+        readme_table.update_readme(readme, results)
+        print("README.md performance table updated")
 
 
 if __name__ == "__main__":

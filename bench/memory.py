@@ -9,8 +9,8 @@ charges each shared page to its sharers in equal parts, so the sum over the tree
 takes from the machine.
 
 Reading smaps_rollup walks the process's page tables under its memory-map lock, which slows a
-process that maps and unmaps memory as fast as DuckDB does: sampling every 0.2 s made a scale-20
-`mesh run` 13% slower (302.3 s against 266.5 s unsampled), so the bench samples once a second.
+process that maps and unmaps memory as fast as DuckDB does: sampling every 0.2 s made a large
+`mesh run` measurably slower (docs/performance.md), so the bench samples once a second.
 """
 
 from __future__ import annotations

@@ -389,8 +389,8 @@ def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str], 
     ensure_quarantine(ctx)
     con.execute("begin transaction")
     try:
-        # loaded in the source's line order: unsorted, the five CSV ingestions of scale 20 took 22.5 s
-        # instead of 26.4 s, but patient_360's aggregations over them ran out of memory at 1 GB
+        # loaded in the source's line order: unsorted is a little faster to load, but patient_360's
+        # aggregations over the unsorted tables ran out of memory at 1 GB (docs/performance.md)
         con.execute(
             f"create or replace table main.{quote(asset)} as select {typed}, _source_file, _source_line "
             f"from {staged} where _reason is null order by _source_file, _source_line"

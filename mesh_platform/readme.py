@@ -1,4 +1,5 @@
-"""Keep the README's generated parts true: `python -m mesh_platform.readme` (or `make docs`)."""
+"""The README's generated sections, each between `<!-- NAME:start -->` and `<!-- NAME:end -->`: the
+lineage diagram (`python -m mesh_platform.readme`, or `make docs`) and the performance table (`python -m bench`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,32 @@ from mesh_platform.mesh import Mesh
 from mesh_platform.project import MeshProject
 
 START, END = "<!-- lineage:start -->", "<!-- lineage:end -->"
-BLOCK = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The comments that open and close the README's generated section `name`."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def _section(name: str) -> re.Pattern[str]:
+    start, end = markers(name)
+    return re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+
+
+def marked_section(readme: Path, name: str) -> str:
+    """The generated section `name` of `readme`, its markers included."""
+    match = _section(name).search(readme.read_text())
+    if match is None:
+        raise ValueError(f"{readme} has no {' ... '.join(markers(name))} block")
+    return match.group(0)
+
+
+def with_section(text: str, name: str, body: str) -> str:
+    """`text` with its generated section `name` replaced by `body` (between the same markers)."""
+    start, end = markers(name)
+    if _section(name).search(text) is None:
+        raise ValueError(f"no {start} ... {end} block to replace")
+    return _section(name).sub(lambda _: f"{start}\n{body.strip()}\n{end}", text)
 
 
 def lineage_block(mesh: Mesh) -> str:
@@ -19,16 +45,13 @@ def lineage_block(mesh: Mesh) -> str:
 
 
 def readme_lineage(readme: Path) -> str:
-    match = BLOCK.search(readme.read_text())
-    if match is None:
-        raise ValueError(f"{readme} has no {START} ... {END} block")
-    return match.group(0)
+    return marked_section(readme, "lineage")
 
 
 def update(root: Path) -> bool:
     readme = root / "README.md"
     text = readme.read_text()
-    new = BLOCK.sub(lambda _: lineage_block(Mesh.load(MeshProject.discover(root))), text)
+    new = _section("lineage").sub(lambda _: lineage_block(Mesh.load(MeshProject.discover(root))), text)
     readme.write_text(new)
     return new != text
 

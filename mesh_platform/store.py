@@ -122,8 +122,8 @@ class VersionIndex:
         return before[-1] if before else None
 
 
-# zstd at its fastest level: 13% faster to write than its default (level 3) for files within 1%
-# of the size (5M rows: 1.36 s against 1.57 s, 84 MB against 85 MB); snappy is as fast, 50% larger
+# zstd at its fastest level: faster to write than its default (level 3) for files of about the same
+# size; snappy is as fast but larger (figures in docs/performance.md)
 PARQUET = "format parquet, compression zstd, compression_level 1"
 
 

@@ -214,7 +214,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         parts.assets.append(build_python_asset(fn, descriptor, suites.get(fn.name, ()), landing, resolve))
 
     if mesh.project.dbt_project_dir(domain) is not None:
-        # imported here: dagster_dbt costs ~3 s, paid only by domains that have a dbt project
+        # imported here: dagster_dbt is slow to import, a cost paid only by domains that have a dbt project
         from mesh_platform.defs.dbt_assets import (
             asset_key_problems,
             build_dbt_assets,

@@ -15,8 +15,8 @@ of a `_private` module or name of those libraries elsewhere in `mesh_platform/`.
    `dagster._grpc.server.LoadedRepositories`, `RemoteJobOrigin`), the run from
    `DagsterInstance.create_run_for_job` (not in Dagster's API docs). Gain: the run is listed with
    its job's runs in the UI and can be re-executed from it (before: "Manually launched", no job,
-   "Re-execute all (*)" only), without a code server process per domain (about 4 s each on this
-   machine: `dagster job launch` of one domain against loading it in-process). Tests:
+   "Re-execute all (*)" only), without a code server process per domain (what one costs:
+   docs/performance.md). Tests:
    `tests/test_upstream.py::test_linked_origins_are_those_of_dagsters_workspace_loading` (the
    origins equal those a code server of workspace.yaml reports) and
    `tests/test_ui.py::test_a_mesh_run_run_is_listed_with_its_job_and_reexecutes_from_the_ui`.
@@ -40,10 +40,9 @@ of a `_private` module or name of those libraries elsewhere in `mesh_platform/`.
    DuckDB execution engine proposed in GX PR #12084 would bring it), so `expect_column_values_to_
    match_regex` and its five relatives raise on DuckDB; the six GX metric modules that use the helper
    get one that answers DuckDB with `regexp_matches`. Gain: a product with a regex expectation keeps
-   its checks in DuckDB instead of GX's pandas path: for a 10M-row patient_accounts-like product
-   (its four expectations, one a regex, and the schema contract), GX in DuckDB took 9.1 s and 1.1 GB
-   peak against 35.5 s and 7.7 GB for GX's pandas path, on 2 cores at a load average of 4-4.4 (23 s
-   against 121 s at a load of 6-10; `docs/measure_gx_regex.py`). Alarm: `tests/test_upstream.py`
+   its checks in DuckDB instead of GX's pandas path, which copies the table into memory: several
+   times faster, in a fraction of the memory (figures in docs/performance.md, measured with
+   `docs/measure_gx_regex.py`). Alarm: `tests/test_upstream.py`
    (GX still lacks DuckDB regex; exactly these six modules import the helper, by name; its
    signature).
 
