@@ -78,9 +78,12 @@ def _catalog_columns(entries: list[dict[str, Any]]) -> list[Column]:
     """One line per product: what identifies it and how it is doing stay; owner, consumers and value
     go, in that order from the last, when the width is short."""
     statuses = [e["status"] for e in entries]
+    # the version column when a product declares one (a column of dashes would push out the owner)
+    versioned = any(e["version"] is not None for e in entries)
+    version = [Column("version", [plain(_version_cell(e)) for e in entries])] if versioned else []
     return [
         Column("product", [plain(e["ref"]) for e in entries]),
-        Column("version", [plain(_version_cell(e)) for e in entries], drop=4),
+        *version,
         Column("owner", [plain(e["owner"]) for e in entries], drop=1),
         Column("last run", [Text.from_markup(_run_cell(s)) for s in statuses]),
         Column("checks", [_checks_short(s) for s in statuses]),
