@@ -20,7 +20,7 @@ import duckdb
 
 from mesh_platform.defs.domain import _asset_fns, _import_domain_code
 from mesh_platform.defs.python_assets import _write_result
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext
 
 

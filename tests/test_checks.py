@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import yaml
 
-from mesh_platform.checks.run import run_contract
+from mesh_platform.checks.evaluate import run_contract
 from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
 from tests.conftest import ROOT
 

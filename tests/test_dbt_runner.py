@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from mesh_platform.defs.dbt_build import DbtBuild, DbtEvents, run_build
 from mesh_platform.defs.dbt_project import (
     MANIFEST,
     PACKAGE_NAME,
@@ -24,10 +25,9 @@ from mesh_platform.defs.dbt_project import (
     install_package,
     parse_for_step,
 )
-from mesh_platform.defs.dbt_runner import DbtBuild, DbtEvents, run_build
 from mesh_platform.governance.sandbox import SANDBOX_ENV, Sandbox
-from mesh_platform.project import MeshHome
-from mesh_platform.store import PARQUET
+from mesh_platform.project.locations import MeshHome
+from mesh_platform.storage.product_store import PARQUET
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "dbt_projects"  # the mesh's own profiles.yml, with the sandbox plugin
@@ -208,8 +208,8 @@ def test_the_platform_package_is_installed_as_the_platform_ships_it(step: Step) 
 def test_a_dbt_file_that_does_not_parse_is_a_problem_in_that_file(project: Path, file: str, broken: str) -> None:
     from mesh_platform.defs.domain import build_domain
     from mesh_platform.descriptor.problems import MeshDefinitionError
-    from mesh_platform.mesh import Mesh
-    from mesh_platform.project import MeshProject
+    from mesh_platform.project.locations import MeshProject
+    from mesh_platform.project.mesh import Mesh
 
     (project / "dbt_projects" / "patients" / file).write_text(broken)
     with pytest.raises(MeshDefinitionError) as raised:

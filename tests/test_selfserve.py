@@ -16,14 +16,14 @@ import pytest
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
-from mesh_platform.catalog import freshness
+from mesh_platform.catalog.products import freshness
 from mesh_platform.contracts.odcs_export import to_yaml
 from mesh_platform.contracts.odcs_import import from_yaml
 from mesh_platform.descriptor.model import Product
 from mesh_platform.lineage import domain_lineage, lineage, to_dot, to_mermaid
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
-from mesh_platform.readme import lineage_block, readme_lineage
+from mesh_platform.lineage.readme_diagram import lineage_block, readme_lineage
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.scaffold.apply import ScaffoldError
 from mesh_platform.scaffold.domain import new_domain, plan_new_domain
 from mesh_platform.scaffold.plan import FilePlan

@@ -32,11 +32,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from mesh_platform.defs.domain import _import_domain_code, _suites
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
-from mesh_platform.ui_screenshot import (
+from devtools.ui_screenshot import (
     CHROMIUM,
     Webserver,
     free_port,
@@ -46,6 +42,10 @@ from mesh_platform.ui_screenshot import (
     open_global_lineage,
     webserver,
 )
+from mesh_platform.defs.domain import _import_domain_code, _suites
+from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import E2E_SCALE, ROOT, copy_project, mesh_env, run_mesh_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui")]

@@ -24,8 +24,8 @@ from mesh_platform.cli import (
     validate,
 )
 from mesh_platform.cli.common import fail
-from mesh_platform.instance import InstanceConfigError
 from mesh_platform.pg_warehouse import WarehouseConfigError
+from mesh_platform.project.dagster_instance import InstanceConfigError
 
 app = typer.Typer(
     help="A data-product mesh on Dagster: seed, run, validate and explore the pharmacy mesh.",

@@ -42,7 +42,7 @@ from mesh_platform.contracts.odcs_quality import GxRule, OdcsRule, to_quality
 from mesh_platform.descriptor.model import DURATION_PATTERN, SQL_TYPE_NAMES, Access, Column, Descriptor, Product
 
 if TYPE_CHECKING:
-    from mesh_platform.mesh import Mesh
+    from mesh_platform.project.mesh import Mesh
     from mesh_platform.sdk import SuiteFn
 
 API_VERSION = "v3.1.0"
@@ -84,7 +84,7 @@ def contract_rules(product: Product, suites: Sequence[SuiteFn] = ()) -> list[GxR
     """Every expectation the product is checked with: the descriptor's, then each code suite's."""
     rules = [GxRule(name, e.type, dict(e.kwargs), e.severity) for name, e in product.named_expectations()]
     if suites:
-        from mesh_platform.checks.run import gx_module
+        from mesh_platform.checks.evaluate import gx_module
 
         for suite in suites:
             for i, expectation in enumerate(suite.fn(gx_module()), 1):
@@ -239,7 +239,7 @@ def product_servers(mesh: Mesh, domain: str, product: str, warehouse: str) -> li
                 roles=[Role(role=role, access="read", description=f"the {domain} domain's login role")],
             )
         ]
-    from mesh_platform.store import ProductStore
+    from mesh_platform.storage.product_store import ProductStore
 
     published = ProductStore(mesh.project.home).current(domain, product)
     if published is None:

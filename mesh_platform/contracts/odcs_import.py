@@ -370,7 +370,7 @@ def from_yaml(text: str) -> ContractedProduct:
 
 def _check_expectations(contracted: ContractedProduct) -> None:
     """Every expectation as Great Expectations builds it: arguments it refuses are the contract's error."""
-    from mesh_platform.checks.run import gx_expectation
+    from mesh_platform.checks.evaluate import gx_expectation
 
     pairs = list(zip(contracted.product.expectations, contracted.origins, strict=True))
     pairs += [(e, where) for _, e, where in contracted.suite_rules]

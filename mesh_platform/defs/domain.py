@@ -26,9 +26,9 @@ from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 from mesh_platform.governance.bypass import dbt_bypasses, python_bypasses
 from mesh_platform.governance.code_scan import landing_claims, scan_domain
 from mesh_platform.lineage.dagster_metadata import with_column_lineage
-from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.freshness import freshness_sensor
 from mesh_platform.orchestration.landing import landing_sensor
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn, SuiteFn
 
 DOMAIN_PACKAGE = "mesh_domains"

@@ -18,11 +18,11 @@ import duckdb
 
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.audit import audit_read
-from mesh_platform.governance.policies import Dialect, literal, mask_expression, quote
-from mesh_platform.mesh import Mesh
+from mesh_platform.governance.masking import Dialect, literal, mask_expression, quote
 from mesh_platform.pg_warehouse import governed as pg_governed
 from mesh_platform.pg_warehouse.roles import domain_role
-from mesh_platform.store import ProductStore, Published
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.product_store import ProductStore, Published
 
 
 class AccessDenied(Exception):

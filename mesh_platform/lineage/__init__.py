@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 
 def _product_edges(mesh: Mesh, domain: str) -> set[tuple[str, str]]:

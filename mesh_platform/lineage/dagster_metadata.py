@@ -13,7 +13,7 @@ import dagster as dg
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.lineage.columns import AssetColumns, analyse_domain, direct_parents, uses_as_json
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import traceback
 
 from mesh_platform.descriptor.problems import Problem
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn
 
 

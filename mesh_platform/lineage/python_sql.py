@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mesh_platform.governance.policies import quote
+from mesh_platform.governance.masking import quote
 from mesh_platform.sdk import AssetContext, AssetFn
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import quote as url_quote
 from urllib.parse import unquote, urlsplit
 
-from mesh_platform.governance.policies import quote
+from mesh_platform.governance.masking import quote
 
 KIND_ENV, URL_ENV = "MESH_WAREHOUSE", "MESH_WAREHOUSE_URL"
 KINDS = ("duckdb", "postgres")

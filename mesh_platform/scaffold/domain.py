@@ -10,7 +10,7 @@ import yaml
 from mesh_platform.descriptor.load import DESCRIPTOR_FILE
 from mesh_platform.descriptor.model import OWNER_PATTERN, PRODUCT_REF_PATTERN, Descriptor
 from mesh_platform.descriptor.rules import product_rules
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError, apply
 from mesh_platform.scaffold.content import ExampleProduct, ProductContent
 from mesh_platform.scaffold.names import InvalidName, check_name

@@ -28,14 +28,14 @@ from unittest import mock
 import duckdb
 
 from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Product
-from mesh_platform.governance.policies import quote
+from mesh_platform.governance.masking import quote
 from mesh_platform.governance.projection import project
 from mesh_platform.governance.read import authorize, create_projection_view
 from mesh_platform.governance.sandbox import SANDBOX_ENV, Sandbox, open_sandboxed
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshHome, MeshProject
+from mesh_platform.project.locations import MeshHome, MeshProject
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested
-from mesh_platform.store import Build, ProductStore, build_into, staged_file, staging
+from mesh_platform.storage.product_store import Build, ProductStore, build_into, staged_file, staging
 
 SEED_SCALE = "0.01"
 RUN_ID = "domain-test"

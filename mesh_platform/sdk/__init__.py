@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from mesh_platform.governance.policies import quote
+from mesh_platform.governance.masking import quote
 
 
 @dataclass(frozen=True)

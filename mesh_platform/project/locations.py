@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesh_platform.instance import prepare_instance
+from mesh_platform.project.dagster_instance import prepare_instance
 
 
 class NotAMeshProject(Exception):

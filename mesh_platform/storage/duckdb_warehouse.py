@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import duckdb
 
-from mesh_platform.project import MeshHome
+from mesh_platform.project.locations import MeshHome
 
 LOCK_WAIT_S = 120.0
 MEMORY_LIMIT_ENV = "MESH_DUCKDB_MEMORY_LIMIT"

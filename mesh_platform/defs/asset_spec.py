@@ -5,7 +5,7 @@
 
 - products: key [domain, product], group = domain, owners, description and value, business
   process, consumers, column schema with classification, kinds and tags, freshness, and the
-  product's contract as asset checks (`checks.specs`);
+  product's contract as asset checks (`checks.asset_checks`);
 - internal assets: the same key scheme and owner, tagged private to their domain, no checks;
 - both: declarative automation when the domain consumes other domains' products.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_platform.checks.specs import check_specs
+from mesh_platform.checks.asset_checks import check_specs
 from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
 from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.sdk import SuiteFn

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from mesh_platform.governance.audit import audit_read
-from mesh_platform.mesh import Mesh
-from mesh_platform.warehouse import open_warehouse
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.duckdb_warehouse import open_warehouse
 
 
 def _pii_columns(mesh: Mesh, domain: str) -> set[str]:
@@ -16,7 +16,7 @@ def _pii_columns(mesh: Mesh, domain: str) -> set[str]:
     return {c.name for p in products for c in p.columns if c.classification == "pii"}
 
 
-RAW_LINE = "line"  # the record of a line that was not split into values (`mesh_platform.ingest`)
+RAW_LINE = "line"  # the record of a line that was not split into values (`mesh_platform.sdk.ingest`)
 
 
 def _mask(record: str, pii: set[str]) -> str:

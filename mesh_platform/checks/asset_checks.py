@@ -1,6 +1,6 @@
 """A product's contract as Dagster asset checks: its schema and each declared expectation.
 
-What a check asserts (the descriptor) is kept apart from how it runs (`checks.run`).
+What a check asserts (the descriptor) is kept apart from how it runs (`checks.evaluate`).
 """
 
 from __future__ import annotations

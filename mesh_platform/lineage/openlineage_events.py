@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh_platform.descriptor.model import Descriptor, Product
-from mesh_platform.project import MeshHome
+from mesh_platform.project.locations import MeshHome
 
 NAMESPACE = "mesh"
 PRODUCER = "https://github.com/pharmacy-mesh/mesh_platform"
@@ -135,7 +135,7 @@ class AssetLineage:
         if self.product is not None and self.done and not failed:
             from openlineage.client.facet_v2 import dataset_version_dataset
 
-            from mesh_platform.store import ProductStore
+            from mesh_platform.storage.product_store import ProductStore
 
             published = ProductStore(MeshHome(self.home)).current(self.descriptor.domain, self.asset)
             if published is not None:
@@ -197,7 +197,7 @@ class AssetLineage:
         from openlineage.client.facet_v2 import storage_dataset, symlinks_dataset
 
         from mesh_platform.pg_warehouse import warehouse_kind
-        from mesh_platform.store import ProductStore
+        from mesh_platform.storage.product_store import ProductStore
 
         domain, _, name = ref.partition(".")
         home = MeshHome(self.home)

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from mesh_platform.seed.defects import REDELIVERY_RATE, DefectLog, pick_defects
+from devtools.seed.defects import REDELIVERY_RATE, DefectLog, pick_defects
 
 AS_OF = "2024-06-30T23:59:59"
 VACCINE_CODES: dict[str, str] = {

@@ -41,7 +41,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from mesh_platform.governance.policies import literal, quote
+from mesh_platform.governance.masking import literal, quote
 from mesh_platform.sdk import AssetContext, Ingested
 
 MAX_LINE_BYTES = 2_000_000  # DuckDB's default max_line_size, passed to it explicitly

@@ -25,8 +25,8 @@ from typing import Any
 
 import duckdb
 
-from mesh_platform.governance.policies import literal, quote
-from mesh_platform.project import MeshHome
+from mesh_platform.governance.masking import literal, quote
+from mesh_platform.project.locations import MeshHome
 
 KEEP_VERSIONS = 5
 

@@ -136,7 +136,7 @@ telemetry:
   enabled: false
 concurrency:
   # one writer per domain warehouse at a time, across runs: every step of a domain is in the
-  # pool `warehouse_<domain>` (see mesh_platform/warehouse.py)
+  # pool `warehouse_<domain>` (see mesh_platform/storage/duckdb_warehouse.py)
   pools:
     default_limit: 1
 # a submitted run is launched at once (no queue: `mesh run` works without a daemon), by the mesh's

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from mesh_platform.seed.generate import AS_OF
+from devtools.seed.generate import AS_OF
 
 FOLDER = ("landing", "appointments")
 ID = re.compile(r"^[PS]\d+$")

@@ -1,4 +1,4 @@
-"""Keep the README's generated parts true: `python -m mesh_platform.readme` (or `make docs`)."""
+"""Keep the README's generated parts true: `python -m mesh_platform.lineage.readme_diagram` (or `make docs`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from mesh_platform.lineage import lineage, to_mermaid
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 
 START, END = "<!-- lineage:start -->", "<!-- lineage:end -->"
 BLOCK = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from mesh_platform.descriptor.model import Descriptor, Product
-from mesh_platform.mesh import Mesh
-from mesh_platform.store import ProductStore, Published
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.product_store import ProductStore, Published
 
 
 def freshness(product: Product, published_at: str | None, now: datetime | None = None) -> dict[str, Any]:

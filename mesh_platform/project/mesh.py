@@ -14,7 +14,7 @@ from mesh_platform.descriptor.rules import (
     domain_order,
     product_rules,
 )
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
 
 
 @dataclass

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from mesh_platform.descriptor.problems import Problem
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 
 def expectation_kwargs_problems(mesh: Mesh) -> list[Problem]:
-    from mesh_platform.checks.run import gx_expectation
+    from mesh_platform.checks.evaluate import gx_expectation
 
     problems = []
     for domain, descriptor in mesh.descriptors.items():

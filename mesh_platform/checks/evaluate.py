@@ -2,7 +2,7 @@
 
 The schema contract is compared in DuckDB. Expectations — the descriptor's, one check each, and
 any suite a domain adds in code, one check per suite — run through Great Expectations 1.x's SQL
-engine inside DuckDB (`gx_duckdb`, which fixes GX #10738), so no table is loaded into memory.
+engine inside DuckDB (`gx_sql_engine`, which fixes GX #10738), so no table is loaded into memory.
 Samples of unexpected values of pii columns are masked before they leave this module.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import duckdb
 
-from mesh_platform.checks.gx_duckdb import duckdb_batch
-from mesh_platform.checks.specs import SCHEMA_CHECK
+from mesh_platform.checks.asset_checks import SCHEMA_CHECK
+from mesh_platform.checks.gx_sql_engine import duckdb_batch
 from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Product
-from mesh_platform.governance.policies import quote
+from mesh_platform.governance.masking import quote
 from mesh_platform.sdk import SuiteFn
 
 SAMPLE_SIZE = 5

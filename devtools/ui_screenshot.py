@@ -1,8 +1,8 @@
 """The Dagster UI of a mesh, driven from code: start the webserver on loopback, ask its GraphQL API,
 open pages in Debian's chromium through Playwright, and write the README's lineage screenshot.
 
-    python -m mesh_platform.ui_screenshot                 # seed a small temporary mesh, run it, write docs/lineage.png
-    python -m mesh_platform.ui_screenshot --use-mesh-home # screenshot the mesh already in MESH_HOME
+    python -m devtools.ui_screenshot                 # seed a small temporary mesh, run it, write docs/lineage.png
+    python -m devtools.ui_screenshot --use-mesh-home # screenshot the mesh already in MESH_HOME
 
 No browser is ever downloaded: Playwright drives the system chromium (`/usr/bin/chromium`, or
 `MESH_CHROMIUM`). The end-to-end UI tests use the same helpers (tests/test_ui.py).
