@@ -18,17 +18,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from devtools.seed.defects import REDELIVERY_RATE, DefectLog, pick_defects
+from mesh_platform.sdk.reference_data import VACCINE_CODES
 
 AS_OF = "2024-06-30T23:59:59"
-VACCINE_CODES: dict[str, str] = {
-    "207": "Moderna",
-    "208": "Pfizer-BioNTech",
-    "210": "AstraZeneca",
-    "211": "Novavax",
-    "212": "Janssen",
-    "300": "Moderna",
-    "301": "Pfizer-BioNTech",
-}
 BAD_CODES = np.array(["999", "20X", "000"])
 FIRST = np.array(
     [
@@ -446,4 +438,4 @@ def seed(home: Path, scale: float = 1.0, seed: int = 42, progress: Callable[[str
     return report
 
 
-__all__ = ["AS_OF", "VACCINE_CODES", "seed"]
+__all__ = ["AS_OF", "seed"]

@@ -6,14 +6,14 @@ import json
 from typing import Any
 
 from mesh_platform.governance.audit import audit_read
+from mesh_platform.governance.masking import masked_record, pii_columns
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.storage.duckdb_warehouse import open_warehouse
 
 
 def _pii_columns(mesh: Mesh, domain: str) -> set[str]:
     descriptor = mesh.descriptors.get(domain)
-    products = descriptor.products if descriptor else []
-    return {c.name for p in products for c in p.columns if c.classification == "pii"}
+    return set(pii_columns(c for p in (descriptor.products if descriptor else []) for c in p.columns))
 
 
 RAW_LINE = "line"  # the record of a line that was not split into values (`mesh_platform.sdk.ingest`)
@@ -23,9 +23,7 @@ def _mask(record: str, pii: set[str]) -> str:
     """Mask the record's pii fields; a raw line, whose pii cannot be told apart, is masked whole."""
     values = json.loads(record)
     if isinstance(values, dict):
-        values = {
-            k: ("<pii masked>" if (k in pii or k == RAW_LINE) and v is not None else v) for k, v in values.items()
-        }
+        values = masked_record(values, pii | {RAW_LINE})
     return json.dumps(values)
 
 

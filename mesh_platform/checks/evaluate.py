@@ -17,9 +17,10 @@ import duckdb
 
 from mesh_platform.checks.asset_checks import SCHEMA_CHECK
 from mesh_platform.checks.gx_sql_engine import duckdb_batch
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Product
-from mesh_platform.governance.masking import quote
+from mesh_platform.descriptor.model import Product
+from mesh_platform.governance.masking import MASKED, masked_sample, pii_columns
 from mesh_platform.sdk import SuiteFn
+from mesh_platform.sql.syntax import SQL_TYPES, quote
 
 SAMPLE_SIZE = 5
 # counts, percent and observed value. Without a sample: GX fetches a sample with a query of its own
@@ -82,7 +83,7 @@ class CheckPlan:
 
 def schema_outcome(con: duckdb.DuckDBPyConnection, relation: str, product: Product) -> CheckOutcome:
     actual = {row[0]: str(row[1]).upper() for row in con.execute(f"describe {relation}").fetchall()}
-    declared = {c.name: SQL_TYPE_NAMES[c.type] for c in product.columns}
+    declared = {c.name: SQL_TYPES[c.type] for c in product.columns}
     missing = sorted(set(declared) - set(actual))
     extra = sorted(set(actual) - set(declared))
     retyped = sorted(c for c in set(declared) & set(actual) if declared[c] != actual[c])
@@ -134,9 +135,9 @@ def _columns_of(expectation: Any) -> list[str]:
     return [str(n) for n in names if n]
 
 
-def _masked_sample(values: list[Any], masked: bool) -> list[Any]:
+def _sample(values: list[Any], masked: bool) -> list[Any]:
     if masked:
-        return [f"<pii masked: {len(values)} value(s)>"] if values else []
+        return masked_sample(values)
     return [v if isinstance(v, int | float | bool) or v is None else str(v) for v in values[:SAMPLE_SIZE]]
 
 
@@ -167,11 +168,11 @@ def _describe(expectation: Any, result: Any, pii: set[str]) -> tuple[dict[str, A
     metadata = {
         "expectation": expectation.expectation_type,
         "success": bool(result.success),
-        "observed_value": "<pii masked>" if masked and observed is not None else _jsonable(observed),
+        "observed_value": MASKED if masked and observed is not None else _jsonable(observed),
         "element_count": detail.get("element_count"),
         "unexpected_count": detail.get("unexpected_count"),
         "unexpected_percent": round(float(percent), 4) if percent is not None else None,
-        "partial_unexpected_list": _masked_sample(list(detail.get("partial_unexpected_list") or []), masked),
+        "partial_unexpected_list": _sample(list(detail.get("partial_unexpected_list") or []), masked),
     }
     metadata = {k: v for k, v in metadata.items() if v is not None}
     observed_text = metadata.get("observed_value", metadata.get("unexpected_count"))
@@ -243,7 +244,7 @@ def expectation_outcomes(
     if not plans:
         return []
     batch = duckdb_batch(con, table)
-    pii = {c.name for c in product.columns if c.classification == "pii"}
+    pii = set(pii_columns(product.columns))
     results = iter(_validate_all(batch, [e for plan in plans for e in plan.expectations]))
     return [_outcome(plan, [next(results) for _ in plan.expectations], pii) for plan in plans]
 

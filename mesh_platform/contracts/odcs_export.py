@@ -39,7 +39,8 @@ from open_data_contract_standard.model import (
 )
 
 from mesh_platform.contracts.odcs_quality import GxRule, OdcsRule, to_quality
-from mesh_platform.descriptor.model import DURATION_PATTERN, SQL_TYPE_NAMES, Access, Column, Descriptor, Product
+from mesh_platform.descriptor.model import DURATION_PATTERN, Access, Column, Descriptor, Product
+from mesh_platform.sql.syntax import SQL_TYPES
 
 if TYPE_CHECKING:
     from mesh_platform.project.mesh import Mesh
@@ -57,7 +58,7 @@ LOGICAL = {
 }
 # the physical type of each column type, as each warehouse names it
 PHYSICAL = {
-    "duckdb": SQL_TYPE_NAMES,
+    "duckdb": SQL_TYPES,
     "postgres": {
         "string": "text",
         "integer": "integer",

@@ -19,9 +19,11 @@ from typing import Any
 import dagster as dg
 
 from mesh_platform.checks.asset_checks import check_specs
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
+from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.governance.masking import pii_columns
 from mesh_platform.orchestration.automation import automation_attributes
 from mesh_platform.sdk import SuiteFn
+from mesh_platform.sql.syntax import SQL_TYPES
 
 
 def column_schema(product: Product) -> dg.TableSchema:
@@ -29,7 +31,7 @@ def column_schema(product: Product) -> dg.TableSchema:
         columns=[
             dg.TableColumn(
                 name=c.name,
-                type=SQL_TYPE_NAMES[c.type],
+                type=SQL_TYPES[c.type],
                 description=c.description,
                 tags={"classification": c.classification, **({"mask": c.mask_policy} if c.mask_policy else {})},
             )
@@ -39,7 +41,7 @@ def column_schema(product: Product) -> dg.TableSchema:
 
 
 def product_attributes(descriptor: Descriptor, product: Product, kind: str) -> dict[str, Any]:
-    pii = [c.name for c in product.columns if c.classification == "pii"]
+    pii = pii_columns(product.columns)
     return {
         "key": dg.AssetKey([descriptor.domain, product.name]),
         "group_name": descriptor.domain,

@@ -27,11 +27,11 @@ from mesh_platform.defs.warehouse_io import (
     step_sandbox,
 )
 from mesh_platform.descriptor.model import Descriptor
-from mesh_platform.governance.masking import quote
 from mesh_platform.governance.sandbox import open_sandboxed
 from mesh_platform.lineage.openlineage_events import AssetLineage
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested, SuiteFn
+from mesh_platform.sql.syntax import quote
 from mesh_platform.storage.duckdb_warehouse import pool_for
 from mesh_platform.storage.product_store import Build, build_into, point_view, staged_file, staging
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import duckdb
 
-from mesh_platform.governance.masking import quote
 from mesh_platform.governance.projection import project
 from mesh_platform.governance.read import (
     ReadGrant,
@@ -32,6 +31,7 @@ from mesh_platform.pg_warehouse.roles import provision
 from mesh_platform.pg_warehouse.transfer import export_parquet, land
 from mesh_platform.project.locations import MeshHome
 from mesh_platform.project.mesh import Mesh
+from mesh_platform.sql.syntax import quote
 from mesh_platform.storage.duckdb_warehouse import open_warehouse
 from mesh_platform.storage.product_store import PARQUET, Build, ProductStore, point_view, staged_file
 

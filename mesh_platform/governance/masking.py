@@ -1,4 +1,10 @@
-"""Masking policies: named, applied at read time by the governed read.
+"""Masking: the one owner of what is pii, how a pii column is masked for a consumer, and how samples
+and records that may hold pii are masked before they leave the platform (check results,
+quarantined records).
+
+A column is pii when its descriptor classifies it `pii`; a consumer without pii access reads it
+through its `mask` policy (`column_policy`, default `token`). Policies are applied at read time by
+the governed read.
 
 Each policy turns a column expression into a SQL expression of the same type, so a consumer's
 SQL (and its dbt contracts) work whether it sees raw or masked values. Nulls stay null. The SQL is
@@ -15,33 +21,46 @@ joins with a token made in the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, Protocol
 
-Dialect = Literal["duckdb", "postgres"]
+from mesh_platform.sql.syntax import Dialect, literal, quote, sql_type
 
-SQL_TYPES = {
-    "string": "varchar",
-    "integer": "integer",
-    "bigint": "bigint",
-    "double": "double",
-    "boolean": "boolean",
-    "date": "date",
-    "timestamp": "timestamp",
-}
-POSTGRES_TYPES = {**SQL_TYPES, "double": "double precision"}
+PII = "pii"  # the classification of a column whose values identify a person
+MaskPolicy = Literal["token", "year", "zip3", "redact", "null"]
+DEFAULT_POLICY: MaskPolicy = "token"
+MASKED = "<pii masked>"  # what a masked value in a check result or a quarantined record reads
 
 
-def sql_type(col_type: str, dialect: Dialect) -> str:
-    return (POSTGRES_TYPES if dialect == "postgres" else SQL_TYPES)[col_type]
+class ClassifiedColumn(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def classification(self) -> str: ...
 
 
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+def column_policy(classification: str, mask: str | None) -> MaskPolicy | None:
+    """The policy a consumer without pii access reads a column through: its `mask` (default `token`)
+    for a pii column, None (raw values) for any other."""
+    if classification != PII:
+        return None
+    return mask or DEFAULT_POLICY  # type: ignore[return-value]
 
 
-def literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def pii_columns(columns: Iterable[ClassifiedColumn]) -> list[str]:
+    """The names of the pii columns among `columns`, in their order."""
+    return [c.name for c in columns if c.classification == PII]
+
+
+def masked_sample(values: list[Any]) -> list[str]:
+    """A sample of a pii column's values, as a check result may show it: how many, not which."""
+    return [f"<pii masked: {len(values)} value(s)>"] if values else []
+
+
+def masked_record(values: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """A record with the values of `fields` masked (nulls stay null)."""
+    hidden = set(fields)
+    return {k: (MASKED if k in hidden and v is not None else v) for k, v in values.items()}
 
 
 def _token(col: str, col_type: str, key: str, dialect: Dialect) -> str:
@@ -72,7 +91,7 @@ def _null(col: str, col_type: str, key: str, dialect: Dialect) -> str:
     return f"cast(null as {sql_type(col_type, dialect)})"
 
 
-POLICIES: dict[str, Callable[[str, str, str, Dialect], str]] = {
+POLICIES: dict[MaskPolicy, Callable[[str, str, str, Dialect], str]] = {
     "token": _token,
     "year": _year,
     "zip3": _zip3,

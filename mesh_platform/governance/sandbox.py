@@ -33,8 +33,8 @@ from pathlib import Path
 
 import duckdb
 
-from mesh_platform.governance.masking import literal
 from mesh_platform.project.locations import MeshHome
+from mesh_platform.sql.syntax import literal
 from mesh_platform.storage.duckdb_warehouse import connect_warehouse, memory_limit
 
 SANDBOX_ENV = "MESH_SANDBOX"

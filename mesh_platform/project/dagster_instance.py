@@ -27,9 +27,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import yaml
+
+from mesh_platform.project.postgres_url import PostgresUrlError, parse_postgres_url
 
 ENVIRONMENTS = ("dev", "prod")
 MARKER = "# Written by mesh"
@@ -75,21 +76,10 @@ def postgres_target(environ: Mapping[str, str] | None = None) -> PostgresTarget:
     if not url:
         raise InstanceConfigError(f"MESH_ENV=prod needs MESH_PG_URL ({URL_FORM}), which is not set")
     try:
-        parts = urlsplit(url)
-        port = parts.port or 5432
-    except ValueError as exc:
-        raise InstanceConfigError(f"MESH_PG_URL is not a valid URL: {exc}") from None
-    if parts.scheme != SCHEME:
-        raise InstanceConfigError(
-            f"MESH_PG_URL must start with {SCHEME}:// (the driver dagster-postgres installs),"
-            f" not {parts.scheme or 'no scheme'}://"
-        )
-    database = unquote(parts.path.lstrip("/"))
-    given = {"host": parts.hostname, "user": parts.username, "database": database}
-    missing = [name for name, value in given.items() if not value]
-    if missing:
-        raise InstanceConfigError(f"MESH_PG_URL has no {' and no '.join(missing)}: expected {URL_FORM}")
-    return PostgresTarget(parts.hostname or "", port, database, unquote(parts.username or ""))
+        parsed = parse_postgres_url("MESH_PG_URL", url, (SCHEME,), "the driver dagster-postgres installs", URL_FORM)
+    except PostgresUrlError as exc:
+        raise InstanceConfigError(str(exc)) from None
+    return PostgresTarget(parsed.host, parsed.port, parsed.database, parsed.user)
 
 
 def check_postgres(environ: Mapping[str, str] | None = None) -> PostgresTarget:

@@ -20,8 +20,9 @@ import yaml
 
 from mesh_platform.contracts.odcs_export import PHYSICAL
 from mesh_platform.contracts.odcs_quality import ident, literal
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Expectation, Product
+from mesh_platform.descriptor.model import Expectation, Product
 from mesh_platform.scaffold.render import render, yaml_scalar
+from mesh_platform.sql.syntax import SQL_TYPES
 
 DEFAULT_ROWS = 3
 MAX_ROWS = 1000
@@ -326,7 +327,7 @@ class ContractProduct:
         return "\n\n" + render("domain/test_product_from_contract.py").rstrip("\n")
 
     def python_function(self) -> str:
-        select = example_select(self.product, SQL_TYPE_NAMES)
+        select = example_select(self.product, SQL_TYPES)
         body = textwrap.indent(select, " " * 8)
         if '"""' in body or "\\" in body:
             code = f"    return {json.dumps(select)}"

@@ -27,14 +27,14 @@ from unittest import mock
 
 import duckdb
 
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Product
-from mesh_platform.governance.masking import quote
+from mesh_platform.descriptor.model import Product
 from mesh_platform.governance.projection import project
 from mesh_platform.governance.read import authorize, create_projection_view
 from mesh_platform.governance.sandbox import SANDBOX_ENV, Sandbox, open_sandboxed
 from mesh_platform.project.locations import MeshHome, MeshProject
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested
+from mesh_platform.sql.syntax import SQL_TYPES, quote
 from mesh_platform.storage.product_store import Build, ProductStore, build_into, staged_file, staging
 
 SEED_SCALE = "0.01"
@@ -130,7 +130,7 @@ class DomainWorkbench:
             unknown = sorted(set(row) - set(names))
             if unknown:
                 raise KeyError(f"{ref} declares no column {', '.join(unknown)}; its columns: {', '.join(names)}")
-        columns = ", ".join(f"{quote(c.name)} {SQL_TYPE_NAMES[c.type]}" for c in product.columns)
+        columns = ", ".join(f"{quote(c.name)} {SQL_TYPES[c.type]}" for c in product.columns)
         with staging(self.home, producer.domain, RUN_ID) as folder, duckdb.connect() as con:
             con.execute(f"create table rows ({columns})")
             if rows:
@@ -243,7 +243,7 @@ class DomainWorkbench:
 
     def declared_schema(self, name: str) -> dict[str, str]:
         """The product's columns and warehouse types as its descriptor declares them."""
-        return {c.name: SQL_TYPE_NAMES[c.type] for c in self.product(name).columns}
+        return {c.name: SQL_TYPES[c.type] for c in self.product(name).columns}
 
     def schema(self, name: str) -> dict[str, str]:
         """The columns and types of what the domain built as `main.<name>`."""

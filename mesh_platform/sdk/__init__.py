@@ -12,6 +12,13 @@ write-audit-publish (see `mesh_platform.defs`).
 
 A function returns a SELECT statement (or a pyarrow Table / DuckDB relation) that the platform
 writes to the domain's warehouse, or an `Ingested` summary when it wrote tables itself.
+
+Owns: the decorators and context (here), ingestion with quarantine (`ingest`) and the reference
+data domains share (`reference_data`): the only platform modules domain code may import
+(`governance.code_scan`).
+
+May import only: `sql`; the SDK is what domain code sees, so it drags in no Dagster definitions,
+storage or governance.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from mesh_platform.governance.masking import quote
+from mesh_platform.sql.syntax import quote
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from mesh_platform.governance.masking import literal, quote
 from mesh_platform.sdk import AssetContext, Ingested
+from mesh_platform.sql.syntax import literal, quote
 
 MAX_LINE_BYTES = 2_000_000  # DuckDB's default max_line_size, passed to it explicitly
 KEEP_CHARS = 4096  # of a quarantined text: the first characters, then its size

@@ -25,8 +25,8 @@ from typing import Any
 
 import duckdb
 
-from mesh_platform.governance.masking import literal, quote
 from mesh_platform.project.locations import MeshHome
+from mesh_platform.sql.syntax import literal, quote
 
 KEEP_VERSIONS = 5
 
