@@ -67,7 +67,7 @@ clean:
 	rm -rf $(MESH_HOME) dbt_projects/*/target dbt_projects/*/logs
 
 docs: install  ## regenerate the README's lineage diagram from the code
-	$(VENV)/bin/python -m mesh_platform.lineage.readme_diagram
+	$(VENV)/bin/python -m devtools.readme
 
 screenshot: install  ## docs/lineage.png: the UI's global lineage graph of a small temporary mesh, in Debian's chromium
 	$(VENV)/bin/python -m devtools.ui_screenshot

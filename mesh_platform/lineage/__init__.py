@@ -1,4 +1,11 @@
-"""Product-level lineage across domains, read from the Dagster asset graph of every domain."""
+"""Product-level lineage across domains, read from the Dagster asset graph of every domain.
+
+Owns: product lineage (here), column lineage (`columns`, from dbt and Python SQL), its Dagster
+metadata, OpenLineage run events (`openlineage_events`) and the README's diagram (`readme_diagram`).
+
+Must not import: `cli`, `catalog`, `checks`, `contracts`, `governance`, `orchestration`,
+`scaffold`, `devtools`.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Keep the README's generated parts true: `python -m mesh_platform.lineage.readme_diagram` (or `make docs`)."""
+"""The README's lineage diagram (a mermaid block between markers), rendered from the mesh and kept current
+by scaffolding and by `make docs` (`devtools/readme.py`)."""
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 from mesh_platform.lineage import lineage, to_mermaid
@@ -31,8 +31,3 @@ def update(root: Path) -> bool:
     new = BLOCK.sub(lambda _: lineage_block(Mesh.load(MeshProject.discover(root))), text)
     readme.write_text(new)
     return new != text
-
-
-if __name__ == "__main__":
-    changed = update(MeshProject.discover().root)
-    sys.stderr.write("README.md lineage diagram " + ("updated\n" if changed else "already current\n"))
