@@ -17,7 +17,7 @@ import pytest
 
 from mesh_platform.contracts.changes import contract_changes
 from mesh_platform.contracts.snapshot import contract_snapshot
-from mesh_platform.defs.domain import build_domain
+from mesh_platform.defs.domain_definitions import build_domain
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh

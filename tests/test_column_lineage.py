@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_platform.defs.domain import build_domain
+from mesh_platform.defs.domain_definitions import build_domain
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.lineage.columns import MeshColumns, mesh_columns
 from mesh_platform.lineage.dbt_sql import compiled_project

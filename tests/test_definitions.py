@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_platform.defs.domain import domain_definitions
+from mesh_platform.defs.domain_definitions import domain_definitions
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh
 

@@ -177,7 +177,7 @@ def test_docker_context_keeps_local_state_out() -> None:
 def test_every_domain_runs_under_its_own_service_account(project: Path) -> None:
     """deploy/domain-accounts.yaml has one ServiceAccount per domain, and each domain's jobs tag their
     runs so that the K8sRunLauncher starts the run's pod under it."""
-    from mesh_platform.defs.domain import domain_definitions, service_account
+    from mesh_platform.defs.domain_definitions import domain_definitions, service_account
     from mesh_platform.project.locations import MeshProject
     from mesh_platform.project.mesh import Mesh
 

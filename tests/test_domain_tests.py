@@ -13,7 +13,7 @@ import pytest
 
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh
-from mesh_platform.scaffold.domain import new_domain
+from mesh_platform.scaffold.new_domain import new_domain
 from mesh_platform.scaffold.testing import DomainWorkbench
 from tests.conftest import ROOT, copy_project, mesh_env
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mesh_platform.defs.domain import build_domain, domain_definitions
+from mesh_platform.defs.domain_definitions import build_domain, domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.governance.bypass import sql_bypasses
 from mesh_platform.governance.masking import mask_expression

@@ -94,7 +94,7 @@ def test_a_grant_revoked_while_definitions_are_loaded_is_refused_when_the_step_r
     """A code server keeps the definitions it loaded; the step authorizes again and refuses."""
     from dagster import DagsterInstance
 
-    from mesh_platform.defs.domain import domain_definitions
+    from mesh_platform.defs.domain_definitions import domain_definitions
     from mesh_platform.project.locations import MeshProject
     from mesh_platform.project.mesh import Mesh
 

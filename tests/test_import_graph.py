@@ -277,7 +277,7 @@ def test_production_never_imports_devtools() -> None:
         ("mesh_platform.governance.read", "mesh_platform.cli.app", True),
         ("mesh_platform.descriptor.model", "mesh_platform.governance.audit", True),
         ("mesh_platform.descriptor.model", "mesh_platform.governance.masking", False),
-        ("mesh_platform.descriptor.model", "mesh_platform.descriptor.names", False),
+        ("mesh_platform.descriptor.model", "mesh_platform.descriptor.reserved_words", False),
         ("mesh_platform.checks.evaluate", "devtools.seed", True),
         ("mesh_platform.cli.emit", "devtools.appointment_feed", False),
         ("mesh_platform.cli.read", "devtools.appointment_feed", True),

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mesh_platform.defs.domain import _asset_fns, _import_domain_code
+from mesh_platform.defs.domain_definitions import _asset_fns, _import_domain_code
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, Ingested

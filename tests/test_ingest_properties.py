@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mesh_platform.defs.domain import _asset_fns, _import_domain_code
+from mesh_platform.defs.domain_definitions import _asset_fns, _import_domain_code
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, Ingested

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mesh_platform.defs.domain import domain_definitions
+from mesh_platform.defs.domain_definitions import domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh

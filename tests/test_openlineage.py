@@ -12,7 +12,7 @@ import pytest
 
 from mesh_platform.checks.asset_checks import check_specs
 from mesh_platform.checks.evaluate import CheckOutcome
-from mesh_platform.defs.domain import build_domain
+from mesh_platform.defs.domain_definitions import build_domain
 from mesh_platform.governance.read import authorize
 from mesh_platform.lineage.openlineage_events import AssetLineage, event_log
 from mesh_platform.project.locations import MeshHome, MeshProject

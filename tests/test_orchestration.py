@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from devtools.appointment_feed import Feed
-from mesh_platform.defs.domain import build_domain, definitions_from
+from mesh_platform.defs.domain_definitions import build_domain, definitions_from
 from mesh_platform.orchestration.alerts import read_alerts
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh

@@ -17,7 +17,7 @@ import duckdb
 import pytest
 import yaml
 
-from mesh_platform.defs.domain import domain_definitions
+from mesh_platform.defs.domain_definitions import domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.governance.audit import AuditLog
 from mesh_platform.project.locations import MeshHome, MeshProject

@@ -42,7 +42,7 @@ from devtools.ui_screenshot import (
     open_global_lineage,
     webserver,
 )
-from mesh_platform.defs.domain import _import_domain_code, _suites
+from mesh_platform.defs.domain_definitions import _import_domain_code, _suites
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh

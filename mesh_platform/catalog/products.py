@@ -176,7 +176,7 @@ def _defined_by_code(mesh: Mesh, domain: str, name: str) -> bool:
         return False
     import dagster as dg
 
-    from mesh_platform.defs.domain import build_domain, definitions_from
+    from mesh_platform.defs.domain_definitions import build_domain, definitions_from
     from mesh_platform.descriptor.problems import MeshDefinitionError
 
     try:

@@ -31,7 +31,7 @@ def _upstream_assets(mesh: Mesh, ref: str) -> set[str]:
     """Names of the product's own-domain ancestors: the ingestions whose rejects it was spared."""
     import dagster as dg
 
-    from mesh_platform.defs.domain import build_domain, definitions_from
+    from mesh_platform.defs.domain_definitions import build_domain, definitions_from
 
     domain, product = ref.split(".", 1)
     graph = definitions_from([build_domain(mesh, domain)]).resolve_asset_graph()

@@ -265,7 +265,7 @@ class ContractSourceError(Exception):
 def product_suites(mesh: Mesh, domain: str, product: str) -> list[SuiteFn]:
     """The `@suite`s the domain's code adds to the product (its code is scanned first, as when
     definitions load: code with undeclared direct access is not imported)."""
-    from mesh_platform.defs.domain import _import_domain_code, _suites, code_access_problems
+    from mesh_platform.defs.domain_definitions import _import_domain_code, _suites, code_access_problems
 
     if code_access_problems(mesh, mesh.descriptors[domain]):
         raise ContractSourceError(f"{domain}'s code has problems, so its suites cannot be read (see `mesh validate`)")

@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from mesh_platform.descriptor.expectations import EXPECTATION_TYPES
-from mesh_platform.descriptor.names import reserved_by
+from mesh_platform.descriptor.reserved_words import reserved_by
 from mesh_platform.governance.masking import MaskPolicy, column_policy
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"

@@ -19,7 +19,7 @@ def _product_edges(mesh: Mesh, domain: str) -> set[tuple[str, str]]:
     """(upstream product ref, this domain's product ref) pairs, through internal assets."""
     import dagster as dg
 
-    from mesh_platform.defs.domain import build_domain, definitions_from
+    from mesh_platform.defs.domain_definitions import build_domain, definitions_from
 
     graph = definitions_from([build_domain(mesh, domain)]).resolve_asset_graph()
     products = {(d.domain, p.name) for d, p in mesh.products()}

@@ -17,7 +17,7 @@ from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn
 
 if TYPE_CHECKING:
-    from mesh_platform.defs.domain import DomainParts
+    from mesh_platform.defs.domain_definitions import DomainParts
 
 COLUMN_LINEAGE = "dagster/column_lineage"
 MESH_COLUMN_LINEAGE = "mesh/column_lineage"

@@ -34,7 +34,7 @@ from mesh_platform.project.postgres_url import PostgresUrlError, parse_postgres_
 
 ENVIRONMENTS = ("dev", "prod")
 MARKER = "# Written by mesh"
-DOMAIN_TAG = "mesh/domain"  # set on every domain job (mesh_platform/defs/domain.py)
+DOMAIN_TAG = "mesh/domain"  # set on every domain job (mesh_platform/defs/domain_definitions.py)
 DEFAULT_MAX_CONCURRENT_RUNS = 8
 CONNECT_TIMEOUT_S = 5
 SCHEME = "postgresql+psycopg2"

@@ -259,7 +259,7 @@ def build_definitions(root: Path, domain: str) -> BuiltDomain:
     """The domain's Dagster definitions, built as its code location builds them (raises naming file and rule)."""
     import dagster as dg
 
-    from mesh_platform.defs.domain import build_domain, definitions_from
+    from mesh_platform.defs.domain_definitions import build_domain, definitions_from
 
     mesh = Mesh.load(MeshProject.discover(root))
     graph = definitions_from([build_domain(mesh, domain)]).resolve_asset_graph()

@@ -14,7 +14,7 @@ from mesh_platform.descriptor.rules import product_rules
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError, apply
 from mesh_platform.scaffold.content import ExampleProduct, ProductContent
-from mesh_platform.scaffold.names import InvalidName, check_name
+from mesh_platform.scaffold.name_rules import InvalidName, check_name
 from mesh_platform.scaffold.plan import FilePlan
 from mesh_platform.scaffold.render import render
 

@@ -206,7 +206,7 @@ def test_the_platform_package_is_installed_as_the_platform_ships_it(step: Step) 
     ],
 )
 def test_a_dbt_file_that_does_not_parse_is_a_problem_in_that_file(project: Path, file: str, broken: str) -> None:
-    from mesh_platform.defs.domain import build_domain
+    from mesh_platform.defs.domain_definitions import build_domain
     from mesh_platform.descriptor.problems import MeshDefinitionError
     from mesh_platform.project.locations import MeshProject
     from mesh_platform.project.mesh import Mesh
