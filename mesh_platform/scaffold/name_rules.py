@@ -6,7 +6,7 @@ import keyword
 import re
 
 from mesh_platform.descriptor.model import NAME_PATTERN
-from mesh_platform.descriptor.names import reserved_by
+from mesh_platform.descriptor.reserved_words import reserved_by
 
 MAX_LENGTH = {"domain": 40, "product": 63}  # a domain's name also prefixes its code location, job and files
 # folders and modules of the project and its tools, DuckDB's built-in schemas and catalogs, dbt's
@@ -21,6 +21,7 @@ PROJECT_NAMES = frozenset(
         "tests",
         "test",
         "bench",
+        "devtools",
         "dagster",
         "dbt",
         "duckdb",
