@@ -67,10 +67,10 @@ clean:
 	rm -rf $(MESH_HOME) dbt_projects/*/target dbt_projects/*/logs
 
 docs: install  ## regenerate the README's lineage diagram from the code
-	$(VENV)/bin/python -m mesh_platform.readme
+	$(VENV)/bin/python -m devtools.readme
 
 screenshot: install  ## docs/lineage.png: the UI's global lineage graph of a small temporary mesh, in Debian's chromium
-	$(VENV)/bin/python -m mesh_platform.ui_screenshot
+	$(VENV)/bin/python -m devtools.ui_screenshot
 
 bench: install  ## benchmarks: mesh vs plain DuckDB at scales 1, 5, 20; `make bench QUICK=1` for the quick mode
 	$(VENV)/bin/python -m bench $(if $(QUICK),--quick,)

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from bench import baseline, load, memory, projections, readme_table, stream, ui_runs
-from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.run_worker_server import ServerPaths, ensure_server
-from mesh_platform.project import MeshProject
-from mesh_platform.warehouse import memory_limit
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.duckdb_warehouse import memory_limit
 
 RESULTS = Path(__file__).with_name("results")
 MESH = str(Path(sys.executable).with_name("mesh"))

@@ -18,9 +18,9 @@ from typing import Any
 
 import duckdb
 
-from mesh_platform.defs.domain import _asset_fns, _import_domain_code
+from mesh_platform.defs.domain_definitions import _asset_fns, _import_domain_code
 from mesh_platform.defs.python_assets import _write_result
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from mesh_platform.checks.run import run_contract
+from mesh_platform.checks.evaluate import run_contract
 from mesh_platform.descriptor.model import Descriptor
 
 DOSES = """

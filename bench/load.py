@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
 
 PER_DOMAIN = 10
 

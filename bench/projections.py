@@ -11,7 +11,7 @@ from typing import Any
 
 from mesh_platform.governance.projection import project
 from mesh_platform.governance.read import authorize
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 
 def measure(mesh: Mesh) -> dict[str, Any]:

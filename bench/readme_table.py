@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mesh_platform.readme import with_section
+from mesh_platform.lineage.readme_diagram import with_section
 
 SECTION = "bench"
 RESULTS = Path(__file__).with_name("results") / "latest.json"

@@ -29,10 +29,10 @@ from typing import Any
 
 import duckdb
 
+from devtools.appointment_feed import Batch, Feed
 from mesh_platform.orchestration.run_worker_server import ServerPaths, ensure_server
-from mesh_platform.orchestration.stream import Batch, Feed
-from mesh_platform.project import MeshHome, MeshProject
-from mesh_platform.store import ProductStore
+from mesh_platform.project.locations import MeshHome, MeshProject
+from mesh_platform.storage.product_store import ProductStore
 
 BIN = Path(sys.executable).parent
 

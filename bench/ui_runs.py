@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
-from mesh_platform.mesh import Mesh
+from devtools.ui_screenshot import dagster_dev_command, free_port, webserver
 from mesh_platform.orchestration.run_worker_server import ServerPaths, ensure_server
-from mesh_platform.project import MeshProject
-from mesh_platform.ui_screenshot import dagster_dev_command, free_port, webserver
-from mesh_platform.warehouse import memory_limit
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.duckdb_warehouse import memory_limit
 
 BIN = Path(sys.executable).parent
 LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {

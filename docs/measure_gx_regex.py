@@ -38,13 +38,13 @@ def peak_mb() -> int:
 
 
 def product() -> Any:
-    from mesh_platform.mesh import Mesh
+    from mesh_platform.project.mesh import Mesh
 
     return Mesh.load().product("patients.patient_accounts")[1]
 
 
 def in_duckdb(path: str) -> dict[str, float]:
-    from mesh_platform.checks.run import run_contract
+    from mesh_platform.checks.evaluate import run_contract
 
     warm = duckdb.connect()
     warm.execute(TABLE.format(rows=1000))
@@ -58,7 +58,7 @@ def in_duckdb(path: str) -> dict[str, float]:
 def in_pandas(path: str) -> dict[str, float]:
     import great_expectations as gx
 
-    from mesh_platform.checks.run import gx_expectation
+    from mesh_platform.checks.evaluate import gx_expectation
 
     expectations = [gx_expectation(e.type, e.kwargs) for e in product().expectations]
     context = gx.get_context(mode="ephemeral")

@@ -8,9 +8,9 @@ import logging
 
 import dagster as dg
 
-from mesh_platform.defs.domain import build_domain, definitions_from
+from mesh_platform.defs.domain_definitions import build_domain, definitions_from
 from mesh_platform.descriptor.problems import MeshDefinitionError
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import pytest
 
 from mesh_platform.contracts.changes import contract_changes
 from mesh_platform.contracts.snapshot import contract_snapshot
-from mesh_platform.defs.domain import build_domain
+from mesh_platform.defs.domain_definitions import build_domain
 from mesh_platform.descriptor.problems import MeshDefinitionError
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
-from mesh_platform.store import Build, ProductStore
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.product_store import Build, ProductStore
 from tests.conftest import ROOT, copy_project, mesh_env, run_mesh_cli
 
 Snapshot = dict[str, Any]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import duckdb
 import yaml
 
-from mesh_platform.checks.run import run_contract
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
+from mesh_platform.checks.evaluate import run_contract
+from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.sql.syntax import SQL_TYPES
 from tests.conftest import ROOT
 
 
@@ -59,7 +60,7 @@ def test_samples_of_pii_columns_are_masked() -> None:
         )
     )
     con = duckdb.connect()
-    columns = ", ".join(f"{c.name} {SQL_TYPE_NAMES[c.type]}" for c in product.columns)
+    columns = ", ".join(f"{c.name} {SQL_TYPES[c.type]}" for c in product.columns)
     con.execute(f"create table main.{product.name} ({columns})")
     values = ", ".join("'Secret'" if c.name == pii[0] else "null" for c in product.columns)
     con.execute(f"insert into main.{product.name} values ({values})")

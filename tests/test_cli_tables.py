@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mesh_platform.cli.app import app
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.scaffold.testing import DomainWorkbench
 from tests.conftest import copy_project, mesh_env, run_mesh_cli
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from mesh_platform.defs.domain import build_domain
+from mesh_platform.defs.domain_definitions import build_domain
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.lineage.columns import MeshColumns, mesh_columns
 from mesh_platform.lineage.dbt_sql import compiled_project
 from mesh_platform.lineage.sql_columns import QueryColumns, Use
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import ROOT, copy_project, mesh_env, run_mesh_cli
 
 
@@ -213,7 +213,7 @@ COLUMN_LINEAGE_QUERY = """{ assetNodes { assetKey { path } metadataEntries { __t
 
 @pytest.mark.slow
 def test_dagster_webserver_serves_column_lineage_on_each_product(tmp_path: Path) -> None:
-    from mesh_platform.ui_screenshot import webserver
+    from devtools.ui_screenshot import webserver
 
     root = copy_project(tmp_path / "project")
     env = {**mesh_env(root, tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "home" / "dagster")}

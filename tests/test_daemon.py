@@ -15,10 +15,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from mesh_platform.orchestration.stream import Feed
-from mesh_platform.project import MeshHome
-from mesh_platform.ui_screenshot import graphql, webserver
-from mesh_platform.warehouse import open_warehouse
+from devtools.appointment_feed import Feed
+from devtools.ui_screenshot import graphql, webserver
+from mesh_platform.project.locations import MeshHome
+from mesh_platform.storage.duckdb_warehouse import open_warehouse
 from tests.conftest import E2E_SCALE, copy_project, mesh_env, run_mesh_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("daemon")]

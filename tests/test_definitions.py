@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mesh_platform.defs.domain import domain_definitions
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.defs.domain_definitions import domain_definitions
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_graph.json"

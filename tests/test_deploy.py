@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mesh_platform.instance import DOMAIN_TAG
+from mesh_platform.project.dagster_instance import DOMAIN_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -129,7 +129,7 @@ def test_workspace_locations_are_deployed(values: dict) -> None:
 
 
 def test_instance_limits_match_the_prod_instance(values: dict) -> None:
-    from mesh_platform.instance import prod_config
+    from mesh_platform.project.dagster_instance import prod_config
 
     prod = prod_config({})["concurrency"]
     concurrency = values["concurrency"]
@@ -177,9 +177,9 @@ def test_docker_context_keeps_local_state_out() -> None:
 def test_every_domain_runs_under_its_own_service_account(project: Path) -> None:
     """deploy/domain-accounts.yaml has one ServiceAccount per domain, and each domain's jobs tag their
     runs so that the K8sRunLauncher starts the run's pod under it."""
-    from mesh_platform.defs.domain import domain_definitions, service_account
-    from mesh_platform.mesh import Mesh
-    from mesh_platform.project import MeshProject
+    from mesh_platform.defs.domain_definitions import domain_definitions, service_account
+    from mesh_platform.project.locations import MeshProject
+    from mesh_platform.project.mesh import Mesh
 
     accounts = [d for d in yaml.safe_load_all((DEPLOY / "domain-accounts.yaml").read_text()) if d]
     assert all(a["kind"] == "ServiceAccount" for a in accounts)

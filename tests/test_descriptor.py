@@ -11,8 +11,8 @@ import yaml
 
 from mesh_platform.descriptor.expectations import EXPECTATION_TYPES
 from mesh_platform.descriptor.schema import SCHEMA_PATH, descriptor_json_schema
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import ROOT, mesh_env, run_mesh_cli
 
 
@@ -156,7 +156,7 @@ def test_mesh_validate_cli_reports_without_traceback(project: Path, tmp_path: Pa
 
 
 def test_kwargs_great_expectations_rejects(project: Path) -> None:
-    from mesh_platform.checks.validate import expectation_kwargs_problems
+    from mesh_platform.checks.validate_expectations import expectation_kwargs_problems
 
     def change(d):
         d["products"][0]["expectations"][1]["kwargs"] = {"column": "daily_capacity", "min_value": "lots"}

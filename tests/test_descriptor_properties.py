@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mesh_platform.descriptor.load import read_descriptor
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import ROOT, copy_project
 
 REL = "domains/pharmacy/domain.yaml"

@@ -10,12 +10,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mesh_platform.defs.domain import build_domain, domain_definitions
+from mesh_platform.defs.domain_definitions import build_domain, domain_definitions
 from mesh_platform.descriptor.load import MAX_BYTES, read_descriptor
-from mesh_platform.descriptor.names import DUCKDB_RESERVED, POSTGRES_RESERVED
 from mesh_platform.descriptor.problems import MeshDefinitionError
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.descriptor.reserved_words import DUCKDB_RESERVED, POSTGRES_RESERVED
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import mesh_env, run_mesh_cli
 
 PHARMACY = "domains/pharmacy/domain.yaml"

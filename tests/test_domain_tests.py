@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
-from mesh_platform.scaffold.domain import new_domain
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.scaffold.new_domain import new_domain
 from mesh_platform.scaffold.testing import DomainWorkbench
 from tests.conftest import ROOT, copy_project, mesh_env
 

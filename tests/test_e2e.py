@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import MaterializedMesh, run_spans
 
 pytestmark = [pytest.mark.slow]

@@ -7,12 +7,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mesh_platform.defs.domain import build_domain, domain_definitions
+from mesh_platform.defs.domain_definitions import build_domain, domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.governance.bypass import sql_bypasses
-from mesh_platform.governance.policies import mask_expression
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.governance.masking import mask_expression
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import mesh_env, run_mesh_cli
 
 OTHERS = {"patients", "scheduling", "pharmacy"}

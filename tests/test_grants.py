@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from mesh_platform.governance.audit import AuditLog
-from mesh_platform.project import MeshHome
+from mesh_platform.project.locations import MeshHome
 from tests.conftest import MaterializedMesh, materialize
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grants")]
@@ -94,9 +94,9 @@ def test_a_grant_revoked_while_definitions_are_loaded_is_refused_when_the_step_r
     """A code server keeps the definitions it loaded; the step authorizes again and refuses."""
     from dagster import DagsterInstance
 
-    from mesh_platform.defs.domain import domain_definitions
-    from mesh_platform.mesh import Mesh
-    from mesh_platform.project import MeshProject
+    from mesh_platform.defs.domain_definitions import domain_definitions
+    from mesh_platform.project.locations import MeshProject
+    from mesh_platform.project.mesh import Mesh
 
     monkeypatch.setenv("MESH_PROJECT_DIR", str(mm.root))
     monkeypatch.setenv("MESH_HOME", str(mm.home))

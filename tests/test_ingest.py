@@ -11,11 +11,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mesh_platform.defs.domain import _asset_fns, _import_domain_code
-from mesh_platform.ingest import SourceFormatError
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.defs.domain_definitions import _asset_fns, _import_domain_code
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, Ingested
+from mesh_platform.sdk.ingest import SourceFormatError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -512,7 +512,7 @@ def test_every_csv_extract_quarantines_hostile_lines_among_its_seeded_defects(
 ) -> None:
     """The seeded extract (with its recorded defects) plus one line of each hostile kind and a
     truncated last line: each line loaded or quarantined where it is, with its reason."""
-    from mesh_platform.seed.generate import seed
+    from devtools.seed.generate import seed
 
     monkeypatch.setenv("MESH_HOME", str(tmp_path / "home"))
     report = seed(tmp_path / "seeded", scale=0.01)

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mesh_platform.defs.domain import _asset_fns, _import_domain_code
-from mesh_platform.ingest import SourceFormatError
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.defs.domain_definitions import _asset_fns, _import_domain_code
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, Ingested
+from mesh_platform.sdk.ingest import SourceFormatError
 
 ROOT = Path(__file__).resolve().parents[1]
 PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

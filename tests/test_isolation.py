@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from mesh_platform.defs.domain import domain_definitions
+from mesh_platform.defs.domain_definitions import domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import MESH, copy_project, mesh_env, run_mesh_cli, run_spans
 
 pytestmark = pytest.mark.slow

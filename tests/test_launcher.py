@@ -16,10 +16,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mesh_platform.instance import prepare_instance
 from mesh_platform.orchestration.launcher import MeshRunLauncher
+from mesh_platform.orchestration.process_health import process_alive
 from mesh_platform.orchestration.run_worker_server import IDLE_ENV, ServerPaths, ensure_server
-from mesh_platform.processes import process_alive
+from mesh_platform.project.dagster_instance import prepare_instance
 from mesh_platform.upstream.dagster_runs import WorkerStatus
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
-from mesh_platform.checks.run import run_contract
+from mesh_platform.checks.evaluate import run_contract
 from mesh_platform.contracts.odcs_export import to_odcs, to_yaml
 from mesh_platform.contracts.odcs_import import (
     ImportRefused,
@@ -26,7 +26,7 @@ from mesh_platform.contracts.odcs_import import (
 )
 from mesh_platform.contracts.odcs_quality import OBJECT, GxRule, from_quality, to_quality
 from mesh_platform.descriptor.model import Column, Product
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import ROOT, copy_project, mesh_env, run_mesh_cli
 from tests.test_selfserve import _mesh, _problems, same_product
 

@@ -23,10 +23,10 @@ import duckdb
 import pytest
 import yaml
 
-from mesh_platform.checks.run import run_contract
+from mesh_platform.checks.evaluate import run_contract
 from mesh_platform.contracts.odcs_export import product_contract, product_suites
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import ROOT, MaterializedMesh, copy_project, mesh_env, run_mesh_cli
 from tests.test_odcs import semantic
 

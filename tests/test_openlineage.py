@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from mesh_platform.checks.run import CheckOutcome
-from mesh_platform.checks.specs import check_specs
-from mesh_platform.defs.domain import build_domain
+from mesh_platform.checks.asset_checks import check_specs
+from mesh_platform.checks.evaluate import CheckOutcome
+from mesh_platform.defs.domain_definitions import build_domain
 from mesh_platform.governance.read import authorize
-from mesh_platform.mesh import Mesh
-from mesh_platform.openlineage import AssetLineage, event_log
-from mesh_platform.project import MeshHome, MeshProject
+from mesh_platform.lineage.openlineage_events import AssetLineage, event_log
+from mesh_platform.project.locations import MeshHome, MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.openlineage_schema import validator
 from tests.test_check_change import publish_with_contract
 

@@ -19,12 +19,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from mesh_platform.defs.domain import build_domain, definitions_from
-from mesh_platform.mesh import Mesh
+from devtools.appointment_feed import Feed
+from mesh_platform.defs.domain_definitions import build_domain, definitions_from
 from mesh_platform.orchestration.alerts import read_alerts
-from mesh_platform.orchestration.stream import Feed
-from mesh_platform.project import MeshProject
-from mesh_platform.store import ProductStore
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.product_store import ProductStore
 from tests.conftest import E2E_SCALE, MESH, copy_project, mesh_env, run_mesh_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("orchestration")]

@@ -19,10 +19,10 @@ from typing import Any
 import psycopg2
 import pytest
 
-from mesh_platform.mesh import Mesh
 from mesh_platform.pg_warehouse import PgWarehouse
 from mesh_platform.pg_warehouse.roles import PASSWORDS_DIR, PLATFORM_ROLE, domain_role, provision
-from mesh_platform.project import MeshHome, MeshProject
+from mesh_platform.project.locations import MeshHome, MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import PG_PASSWORD, PG_ROLE, MaterializedMesh
 from tests.pg_support import postgres_bin_dir
 

@@ -11,10 +11,10 @@ import json
 import duckdb
 import pytest
 
-from mesh_platform.mesh import Mesh
 from mesh_platform.pg_warehouse import PgWarehouse, WarehouseConfigError, warehouse_kind
-from mesh_platform.project import MeshProject
-from mesh_platform.store import Published
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.product_store import Published
 from tests.conftest import PG_PASSWORD, PG_ROLE, MaterializedMesh
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("e2e_pg")]

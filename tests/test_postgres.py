@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mesh_platform.instance import InstanceConfigError, dagster_yaml, mesh_env, postgres_target
+from mesh_platform.project.dagster_instance import InstanceConfigError, dagster_yaml, mesh_env, postgres_target
 from tests.conftest import E2E_SCALE, MESH, copy_project, run_mesh_cli
 from tests.conftest import mesh_env as project_env
 from tests.pg_support import PostgresServer, free_port, postgres_or_skip

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
-from mesh_platform.readme import lineage_block, marked_section, readme_lineage
+from mesh_platform.lineage.readme_diagram import lineage_block, marked_section, readme_lineage
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,9 +7,9 @@ import io
 
 from rich.console import Console
 
-from mesh_platform.checks.run import CheckOutcome, not_run
+from mesh_platform.checks.evaluate import CheckOutcome, not_run
 from mesh_platform.cli.run_summary import domain_lines, product_reports, summary_table
-from mesh_platform.run_report import DomainResult, product_result
+from mesh_platform.orchestration.run_report import DomainResult, product_result
 
 
 def _render(*renderables: object) -> str:

@@ -17,11 +17,11 @@ import duckdb
 import pytest
 import yaml
 
-from mesh_platform.defs.domain import domain_definitions
+from mesh_platform.defs.domain_definitions import domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.governance.audit import AuditLog
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshHome, MeshProject
+from mesh_platform.project.locations import MeshHome, MeshProject
+from mesh_platform.project.mesh import Mesh
 from tests.conftest import MaterializedMesh, materialize
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sandbox")]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from mesh_platform.seed import DEFECT_RATES, seed
+from devtools.seed import DEFECT_RATES, seed
 
 
 def _digest(home: Path) -> dict[str, str]:

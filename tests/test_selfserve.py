@@ -16,18 +16,18 @@ import pytest
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
-from mesh_platform.catalog import freshness
+from mesh_platform.catalog.products import freshness
 from mesh_platform.contracts.odcs_export import to_yaml
 from mesh_platform.contracts.odcs_import import from_yaml
 from mesh_platform.descriptor.model import Product
 from mesh_platform.lineage import domain_lineage, lineage, to_dot, to_mermaid
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
-from mesh_platform.readme import lineage_block, readme_lineage
+from mesh_platform.lineage.readme_diagram import lineage_block, readme_lineage
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.scaffold.apply import ScaffoldError
-from mesh_platform.scaffold.domain import new_domain, plan_new_domain
+from mesh_platform.scaffold.new_domain import new_domain, plan_new_domain
+from mesh_platform.scaffold.new_product import new_product, with_product_entry
 from mesh_platform.scaffold.plan import FilePlan
-from mesh_platform.scaffold.product import new_product, with_product_entry
 from tests.conftest import ROOT, copy_project, mesh_env, run_mesh_cli
 
 RUFF = str(Path(sys.executable).with_name("ruff"))
@@ -46,7 +46,7 @@ def _mesh(project: Path) -> Mesh:
 
 
 def _problems(project: Path) -> list[str]:
-    from mesh_platform.defs.domain import build_domain
+    from mesh_platform.defs.domain_definitions import build_domain
     from mesh_platform.descriptor.problems import MeshDefinitionError
 
     mesh = _mesh(project)

@@ -20,10 +20,10 @@ import pytest
 from mesh_platform.defs.publish import audit_and_publish
 from mesh_platform.descriptor.model import SQL_TYPE_NAMES
 from mesh_platform.governance.audit import AuditLog
-from mesh_platform.governance.policies import literal, quote
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshHome, MeshProject
-from mesh_platform.store import (
+from mesh_platform.governance.masking import literal, quote
+from mesh_platform.project.locations import MeshHome, MeshProject
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.product_store import (
     Build,
     ProductStore,
     Published,

@@ -32,11 +32,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from mesh_platform.defs.domain import _import_domain_code, _suites
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Descriptor, Product
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshProject
-from mesh_platform.ui_screenshot import (
+from devtools.ui_screenshot import (
     CHROMIUM,
     Webserver,
     free_port,
@@ -46,6 +42,11 @@ from mesh_platform.ui_screenshot import (
     open_global_lineage,
     webserver,
 )
+from mesh_platform.defs.domain_definitions import _import_domain_code, _suites
+from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.project.locations import MeshProject
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.sql.syntax import SQL_TYPES
 from tests.conftest import E2E_SCALE, ROOT, copy_project, mesh_env, run_mesh_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui")]
@@ -294,7 +295,7 @@ def test_every_product_carries_its_descriptor(ui: UiMesh) -> None:
         assert [c["name"] for c in columns] == [c.name for c in product.columns], where
         for shown, declared in zip(columns, product.columns, strict=True):
             column_tags = {t["key"]: t["value"] for t in shown["tags"]}
-            assert shown["type"] == SQL_TYPE_NAMES[declared.type], (where, declared.name)
+            assert shown["type"] == SQL_TYPES[declared.type], (where, declared.name)
             assert shown["description"] == declared.description, (where, declared.name)
             assert column_tags.get("classification") == declared.classification, (where, declared.name)
             assert column_tags.get("mask") == declared.mask_policy, (where, declared.name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mesh_platform.ui_screenshot import Webserver, free_port, webserver
+from devtools.ui_screenshot import Webserver, free_port, webserver
 from tests.conftest import copy_project, mesh_env, run_mesh_cli
 from tests.test_ui import make_ui_command
 

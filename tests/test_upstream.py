@@ -7,7 +7,7 @@
   run launched from the UI (a Dagster upgrade that changes them fails here).
 - The dev instance's launcher runs a linked run in a run worker forked from the warm server, which
   never imports the mesh's code: an edit of a domain's code is what the next run executes.
-- Great Expectations still lacks what `upstream/gx_duckdb` and `checks/gx_duckdb` supply (regex SQL for
+- Great Expectations still lacks what `upstream/gx_duckdb` and `checks/gx_sql_engine` supply (regex SQL for
   DuckDB, results kept when a connection goes back to its pool): each alarm says what to delete when it
   is fixed upstream.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mesh_platform.checks.gx_duckdb import duckdb_batch
+from mesh_platform.checks.gx_sql_engine import duckdb_batch
 from mesh_platform.upstream.gx_duckdb import HELPER, REGEX_MODULES, is_duckdb
 from tests.conftest import ROOT, copy_project, mesh_env, run_mesh_cli
 
@@ -111,7 +111,7 @@ def test_linked_origins_are_those_of_dagsters_workspace_loading(
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-    from mesh_platform.instance import prepare_instance
+    from mesh_platform.project.dagster_instance import prepare_instance
     from mesh_platform.upstream.dagster_runs import create_linked_run, load_linked_job
 
     root = copy_project(tmp_path / "project")
@@ -264,7 +264,7 @@ def test_gx_alone_still_loses_duckdb_results_when_the_connection_goes_back_to_it
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("FAILED") and "IndexError" in proc.stdout, (
         "GX reads DuckDB results correctly on its own now (GX #10738 fixed): "
-        "drop AutocommitConnection from mesh_platform/checks/gx_duckdb.py\n" + proc.stdout
+        "drop AutocommitConnection from mesh_platform/checks/gx_sql_engine.py\n" + proc.stdout
     )
 
 

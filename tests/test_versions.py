@@ -14,9 +14,9 @@ import duckdb
 import pytest
 
 from mesh_platform.contracts.majors import pinned_majors_outcome, sunset_warnings
-from mesh_platform.defs.domain import build_domain, definitions_from
-from mesh_platform.mesh import Mesh, pinned_majors
-from mesh_platform.project import MeshHome, MeshProject
+from mesh_platform.defs.domain_definitions import build_domain, definitions_from
+from mesh_platform.project.locations import MeshHome, MeshProject
+from mesh_platform.project.mesh import Mesh, pinned_majors
 from tests.conftest import TEST_MASKING_KEY, copy_project, mesh_env, run_mesh_cli
 
 STOCK_V1 = '''

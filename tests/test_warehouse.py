@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mesh_platform.project import MeshHome
-from mesh_platform.warehouse import MEMORY_LIMIT_ENV, memory_limit, memory_limit_share, open_warehouse
+from mesh_platform.project.locations import MeshHome
+from mesh_platform.storage.duckdb_warehouse import MEMORY_LIMIT_ENV, memory_limit, memory_limit_share, open_warehouse
 
 
 def test_a_domain_warehouse_opens_with_the_configured_memory_limit(tmp_path: Path, monkeypatch) -> None:

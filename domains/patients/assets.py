@@ -1,7 +1,7 @@
 """Patients: ingest the registration system's export; dbt (dbt_projects/patients) builds the products."""
 
-from mesh_platform.ingest import ingest_csv
 from mesh_platform.sdk import AssetContext, Ingested, internal
+from mesh_platform.sdk.ingest import ingest_csv
 
 COLUMNS = {
     "patient_id": "varchar",

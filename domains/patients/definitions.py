@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from mesh_platform.defs.domain import domain_definitions
+from mesh_platform.defs.domain_definitions import domain_definitions
 
 
 @dg.definitions

@@ -1,9 +1,9 @@
 """Pharmacy: sites and vaccine lots, ingested and published as plain Python + SQL assets."""
 
-from mesh_platform.ingest import ingest_csv
 from mesh_platform.sdk import AssetContext, Ingested, internal, product
+from mesh_platform.sdk.ingest import ingest_csv
+from mesh_platform.sdk.reference_data import VACCINE_CODES
 
-VACCINE_CODES = ("207", "208", "210", "211", "212", "300", "301")
 KNOWN_CODES = ", ".join(f"'{c}'" for c in VACCINE_CODES)
 
 

@@ -2,7 +2,7 @@
 
 Events land as JSON-lines files in `MESH_HOME/landing/appointments/`. Each run ingests the files it
 has not seen (by name and size), keeps every event once (by event_id, so re-delivered files and
-retried runs add nothing), quarantines bad lines with file and line (`mesh_platform.ingest`: any
+retried runs add nothing), quarantines bad lines with file and line (`mesh_platform.sdk.ingest`: any
 bytes, one line at a time), and records the files in the same transaction as their events: a run
 that dies mid-batch leaves nothing half-ingested.
 
@@ -16,8 +16,8 @@ quarantined. With another payload it is a `conflicting_duplicate`: quarantined w
 
 from typing import Any
 
-from mesh_platform.ingest import bounded_sql, ensure_quarantine, reason_case, stage_lines
 from mesh_platform.sdk import AssetContext, Ingested, internal, product, suite
+from mesh_platform.sdk.ingest import bounded_sql, ensure_quarantine, reason_case, stage_lines
 
 EVENT_COLUMNS = {
     "event_id": "varchar",

@@ -25,8 +25,8 @@ from mesh_platform.cli import (
     versions,
 )
 from mesh_platform.cli.common import fail
-from mesh_platform.instance import InstanceConfigError
 from mesh_platform.pg_warehouse import WarehouseConfigError
+from mesh_platform.project.dagster_instance import InstanceConfigError
 
 app = typer.Typer(
     help="A data-product mesh on Dagster: seed, run, validate and explore the pharmacy mesh.",

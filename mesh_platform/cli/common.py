@@ -16,8 +16,8 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.text import Text
 
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import NotAMeshProject
+from mesh_platform.project.locations import NotAMeshProject
+from mesh_platform.project.mesh import Mesh
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2

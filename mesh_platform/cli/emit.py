@@ -28,8 +28,8 @@ def emit(
 
     With `make ui` (or `dagster dev`) running, the scheduling domain's landing sensor folds each batch
     into `scheduling.appointments`, and the consumers update through automation."""
-    from mesh_platform.orchestration.stream import Batch
-    from mesh_platform.orchestration.stream import emit as run_feed
+    from devtools.appointment_feed import Batch
+    from devtools.appointment_feed import emit as run_feed
 
     check_number("--interval", interval, 0, MAX_INTERVAL_S)
     check_number("--malformed-rate", malformed_rate, 0, 1)

@@ -17,7 +17,7 @@ def export_contract(
     as ODCS 3.x YAML."""
     from mesh_platform.contracts.odcs_export import ContractSourceError, product_contract
     from mesh_platform.pg_warehouse import warehouse_kind
-    from mesh_platform.store import ProductStore
+    from mesh_platform.storage.product_store import ProductStore
 
     mesh = load_mesh()
     known_product(mesh, ref)

@@ -10,7 +10,7 @@ import typer
 from mesh_platform.cli.common import invalid, known_product, load_mesh, print_json, warn_left_out
 from mesh_platform.lineage import domain_lineage, to_dot, to_mermaid
 from mesh_platform.lineage import lineage as build_lineage
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 FORMATS = ("mermaid", "json", "dot")
 

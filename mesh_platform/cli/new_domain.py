@@ -8,8 +8,8 @@ from rich.text import Text
 from mesh_platform.cli.common import err, fail, invalid, known_product, load_mesh
 from mesh_platform.descriptor.model import OWNER_PATTERN
 from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError
-from mesh_platform.scaffold.domain import KINDS
-from mesh_platform.scaffold.names import InvalidName, check_name
+from mesh_platform.scaffold.name_rules import InvalidName, check_name
+from mesh_platform.scaffold.new_domain import KINDS
 
 
 def check_names(*names: tuple[str, str]) -> None:
@@ -56,7 +56,7 @@ def new_domain(
     description: str = typer.Option(None, "--description", help="What the domain is for."),
 ) -> None:
     """Create domains/NAME (descriptor, code, test), for dbt also dbt_projects/NAME, and its code location."""
-    from mesh_platform.scaffold.domain import new_domain as scaffold
+    from mesh_platform.scaffold.new_domain import new_domain as scaffold
 
     check_names((name, "domain"), (product, "product"))
     check_kind(kind)

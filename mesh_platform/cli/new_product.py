@@ -15,7 +15,7 @@ def new_product(
     kind: str = typer.Option(None, "--kind", help="dbt or python; default: dbt if the domain has a dbt project."),
 ) -> None:
     """Add a product to DOMAIN: a descriptor entry and the @product function or dbt model that builds it."""
-    from mesh_platform.scaffold.product import new_product as scaffold
+    from mesh_platform.scaffold.new_product import new_product as scaffold
 
     check_names((name, "product"))
     check_kind(kind)

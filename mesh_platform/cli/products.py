@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mesh_platform.catalog import (
+from mesh_platform.catalog.products import (
     NotAnOrphan,
     NothingStored,
     human_age,
@@ -24,7 +24,7 @@ from mesh_platform.catalog import (
 from mesh_platform.cli.common import err, fail, invalid, known_product, load_mesh, out, plain, print_json, warn_left_out
 from mesh_platform.cli.tables import Column, Fitted, print_fitted
 from mesh_platform.descriptor.model import PRODUCT_REF_PATTERN
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 STATE_STYLE = {"fresh": "green", "stale": "bold red", "unpublished": "yellow", "no policy": "dim"}
 

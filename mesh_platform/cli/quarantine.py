@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from mesh_platform.catalog.quarantined_records import quarantined
 from mesh_platform.cli.common import known_domain, known_product, load_mesh, out, plain, print_json
 from mesh_platform.cli.tables import Column, print_fitted, shown_of
-from mesh_platform.quarantine import quarantined
 
 
 def quarantine(

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from mesh_platform.cli.common import fail, invalid, known_domain, known_product, load_mesh, out, plain, print_json
 from mesh_platform.cli.tables import Column, print_fitted, shown_of
-from mesh_platform.governance.policies import mask_expression
+from mesh_platform.governance.masking import mask_expression
 from mesh_platform.governance.read import (
     AccessDenied,
     NotPublished,
@@ -17,7 +17,7 @@ from mesh_platform.governance.read import (
     governed_sql,
     record_read,
 )
-from mesh_platform.store import TamperedVersion, VersionNotFound, parse_at
+from mesh_platform.storage.product_store import TamperedVersion, VersionNotFound, parse_at
 
 MAX_LIMIT = 1_000_000_000
 

@@ -7,10 +7,10 @@ import typer
 
 from mesh_platform.cli.common import err, fail, invalid, load_mesh, out
 from mesh_platform.cli.run_summary import domain_lines, product_reports, summary_table
-from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.domain_runs import run_mesh
 from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
-from mesh_platform.warehouse import memory_limit
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.duckdb_warehouse import memory_limit
 
 
 def check_warehouse(mesh: Mesh) -> None:

@@ -9,7 +9,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from mesh_platform.cli.tables import Column, Fitted
-from mesh_platform.run_report import FAILED, NOT_RUN, STATE_STYLE, WARNING, DomainResult, ProductResult
+from mesh_platform.orchestration.run_report import FAILED, NOT_RUN, STATE_STYLE, WARNING, DomainResult, ProductResult
 
 
 def _count_cell(n: int, style: str) -> Text:

@@ -16,7 +16,7 @@ def seed(
     seed: int = typer.Option(42, "--seed", min=0, help="Random seed: same seed and scale, same bytes."),
 ) -> None:
     """Write synthetic source data (with documented defects) into MESH_HOME."""
-    from mesh_platform.seed import seed as generate
+    from devtools.seed import seed as generate
 
     check_number("--scale", scale, MIN_SCALE, MAX_SCALE)
     mesh = load_mesh()

@@ -10,9 +10,9 @@ from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 
 def collect_problems() -> tuple[list[str], list[Problem], list[Problem]]:
     """(domains, problems, warnings)."""
-    from mesh_platform.checks.validate import expectation_kwargs_problems
+    from mesh_platform.checks.validate_expectations import expectation_kwargs_problems
     from mesh_platform.contracts.majors import sunset_warnings
-    from mesh_platform.defs.domain import build_domain
+    from mesh_platform.defs.domain_definitions import build_domain
 
     mesh = load_mesh()
     problems = list(mesh.problems) + expectation_kwargs_problems(mesh)

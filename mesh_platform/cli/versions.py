@@ -8,10 +8,10 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from mesh_platform.catalog import human_age
+from mesh_platform.catalog.products import human_age
 from mesh_platform.cli.common import known_product, load_mesh, out, plain, print_json
 from mesh_platform.cli.tables import Column, print_fitted
-from mesh_platform.store import KEEP_VERSIONS, ProductStore, Published, published_at
+from mesh_platform.storage.product_store import KEEP_VERSIONS, ProductStore, Published, published_at
 
 
 def check_counts(checks: list[dict[str, Any]] | None) -> dict[str, int] | None:

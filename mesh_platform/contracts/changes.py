@@ -30,6 +30,7 @@ from typing import Any
 
 from mesh_platform.contracts.snapshot import Snapshot, major_of
 from mesh_platform.descriptor.model import DURATION_PATTERN, DURATION_UNITS
+from mesh_platform.governance.masking import column_policy
 
 # each type and the types that hold every value it holds (wider)
 WIDER = {
@@ -96,9 +97,9 @@ def _type_change(product: str, name: str, before: str, after: str) -> Change:
 
 def _view(column: dict[str, Any], snapshot: Snapshot, consumer: str) -> str | None:
     """The masking policy `consumer` reads `column` through (None: raw values)."""
-    if column["classification"] != "pii" or consumer in snapshot.get("pii_readers", []):
+    if consumer in snapshot.get("pii_readers", []):
         return None
-    return column.get("mask") or "token"
+    return column_policy(column["classification"], column.get("mask"))
 
 
 def _grants(snapshot: Snapshot, consumer: str) -> bool:

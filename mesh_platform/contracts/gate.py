@@ -14,7 +14,7 @@ from mesh_platform.contracts.changes import Change, contract_changes, major_bump
 from mesh_platform.contracts.snapshot import Snapshot, contract_snapshot
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.lineage.columns import ConsumerUse, MeshColumns
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 REFUSED, BUMPED, UNUSED, NOTE = "refused", "passed: new major", "passed: no consumer uses it", "note"
 

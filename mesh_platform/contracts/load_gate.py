@@ -10,8 +10,8 @@ from mesh_platform.contracts.gate import REFUSED, findings, union_schema
 from mesh_platform.contracts.snapshot import contract_snapshot, major_of
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import Problem
-from mesh_platform.mesh import Mesh
-from mesh_platform.store import ProductStore
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.product_store import ProductStore
 
 RULE = "breaking-change-same-major"
 

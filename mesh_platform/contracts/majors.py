@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from mesh_platform.checks.run import CheckOutcome
-from mesh_platform.checks.specs import PINNED_MAJORS_CHECK
+from mesh_platform.checks.asset_checks import PINNED_MAJORS_CHECK
+from mesh_platform.checks.evaluate import CheckOutcome
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.descriptor.problems import Problem
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 
 @dataclass(frozen=True)

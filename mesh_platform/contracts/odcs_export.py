@@ -39,10 +39,11 @@ from open_data_contract_standard.model import (
 )
 
 from mesh_platform.contracts.odcs_quality import GxRule, OdcsRule, to_quality
-from mesh_platform.descriptor.model import DURATION_PATTERN, SQL_TYPE_NAMES, Access, Column, Descriptor, Product
+from mesh_platform.descriptor.model import DURATION_PATTERN, Access, Column, Descriptor, Product
+from mesh_platform.sql.syntax import SQL_TYPES
 
 if TYPE_CHECKING:
-    from mesh_platform.mesh import Mesh
+    from mesh_platform.project.mesh import Mesh
     from mesh_platform.sdk import SuiteFn
 
 API_VERSION = "v3.1.0"
@@ -57,7 +58,7 @@ LOGICAL = {
 }
 # the physical type of each column type, as each warehouse names it
 PHYSICAL = {
-    "duckdb": SQL_TYPE_NAMES,
+    "duckdb": SQL_TYPES,
     "postgres": {
         "string": "text",
         "integer": "integer",
@@ -84,7 +85,7 @@ def contract_rules(product: Product, suites: Sequence[SuiteFn] = ()) -> list[GxR
     """Every expectation the product is checked with: the descriptor's, then each code suite's."""
     rules = [GxRule(name, e.type, dict(e.kwargs), e.severity) for name, e in product.named_expectations()]
     if suites:
-        from mesh_platform.checks.run import gx_module
+        from mesh_platform.checks.evaluate import gx_module
 
         for suite in suites:
             for i, expectation in enumerate(suite.fn(gx_module()), 1):
@@ -238,7 +239,7 @@ def product_servers(mesh: Mesh, domain: str, product: str, warehouse: str) -> li
                 roles=[Role(role=role, access="read", description=f"the {domain} domain's login role")],
             )
         ]
-    from mesh_platform.store import ProductStore
+    from mesh_platform.storage.product_store import ProductStore
 
     published = ProductStore(mesh.project.home).current(domain, product)
     if published is None:
@@ -263,7 +264,7 @@ class ContractSourceError(Exception):
 def product_suites(mesh: Mesh, domain: str, product: str) -> list[SuiteFn]:
     """The `@suite`s the domain's code adds to the product (its code is scanned first, as when
     definitions load: code with undeclared direct access is not imported)."""
-    from mesh_platform.defs.domain import _import_domain_code, _suites, code_access_problems
+    from mesh_platform.defs.domain_definitions import _import_domain_code, _suites, code_access_problems
 
     if code_access_problems(mesh, mesh.descriptors[domain]):
         raise ContractSourceError(f"{domain}'s code has problems, so its suites cannot be read (see `mesh validate`)")

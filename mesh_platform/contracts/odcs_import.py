@@ -278,7 +278,7 @@ class _Rules:
 
 def from_odcs(doc: OpenDataContractStandard) -> ContractedProduct:
     """Read an ODCS document into the platform's product model; ContractError names the field."""
-    from mesh_platform.scaffold.names import InvalidName, check_name
+    from mesh_platform.scaffold.name_rules import InvalidName, check_name
 
     if not doc.schema_ or len(doc.schema_) != 1:
         raise ContractError("schema", f"a product contract has exactly one schema object, got {len(doc.schema_ or [])}")
@@ -370,7 +370,7 @@ def from_yaml(text: str) -> ContractedProduct:
 
 def _check_expectations(contracted: ContractedProduct) -> None:
     """Every expectation as Great Expectations builds it: arguments it refuses are the contract's error."""
-    from mesh_platform.checks.run import gx_expectation
+    from mesh_platform.checks.evaluate import gx_expectation
 
     pairs = list(zip(contracted.product.expectations, contracted.origins, strict=True))
     pairs += [(e, where) for _, e, where in contracted.suite_rules]
@@ -463,7 +463,7 @@ def _with_suites(mesh: Any, contracted: ContractedProduct, notes: list[str]) -> 
 def _replace_entry(mesh: Any, descriptor: Descriptor, product: Product) -> str:
     from mesh_platform.descriptor.load import DESCRIPTOR_FILE
     from mesh_platform.scaffold.contract_product import product_entry
-    from mesh_platform.scaffold.product import with_product_replaced
+    from mesh_platform.scaffold.new_product import with_product_replaced
 
     path = mesh.project.domain_dir(descriptor.domain) / DESCRIPTOR_FILE
     file = mesh.files[descriptor.domain]
@@ -484,9 +484,9 @@ def import_contract(mesh: Any, contracted: ContractedProduct, source: str) -> Im
     from mesh_platform.descriptor.rules import product_rules
     from mesh_platform.scaffold.apply import apply
     from mesh_platform.scaffold.contract_product import ContractProduct
-    from mesh_platform.scaffold.domain import plan_new_domain
+    from mesh_platform.scaffold.new_domain import plan_new_domain
+    from mesh_platform.scaffold.new_product import plan_new_product
     from mesh_platform.scaffold.plan import FilePlan
-    from mesh_platform.scaffold.product import plan_new_product
 
     domain, name, owner = contracted.domain, contracted.product.name, contracted.owner
     notes = list(contracted.notes)

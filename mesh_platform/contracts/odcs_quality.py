@@ -30,14 +30,14 @@ in DuckDB, so a native form would pass where the platform's check fails.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 import yaml
 from open_data_contract_standard.model import CustomProperty, DataQuality
+
+from mesh_platform.sql.syntax import literal, quote
 
 GX_ENGINE = "great-expectations"
 GX_PROPERTY = "greatExpectations"  # the expectation a rule was exported from: {type, kwargs}
@@ -102,33 +102,11 @@ class OdcsRule:
         return self.quality.type != "custom"
 
 
-# --- SQL text --------------------------------------------------------------------------------------------
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: Any) -> str:
-    """A SQL literal both DuckDB and PostgreSQL read the same way."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} has no SQL literal")
-        return repr(value)
-    if isinstance(value, datetime | date):
-        value = value.isoformat()
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    raise ValueError(f"{value!r} has no SQL literal")
-
-
 def _count_where(predicate: str, column: str | None, mostly: float | None) -> dict[str, Any]:
     """Rows matching `predicate` must be none, or at most 1 - `mostly` of the non-null values of `column`."""
     if mostly is None:
         return {"type": "sql", "query": f"SELECT COUNT(*) FROM {OBJECT} WHERE {predicate}", "mustBe": 0}
-    base = f"COUNT({ident(column)})" if column else "COUNT(*)"
+    base = f"COUNT({quote(column)})" if column else "COUNT(*)"
     query = f"SELECT COUNT(*) FILTER (WHERE {predicate}) * 1.0 / GREATEST({base}, 1) FROM {OBJECT}"
     return {"type": "sql", "query": query, "mustBeLessOrEqualTo": round(1 - mostly, 12)}
 
@@ -198,7 +176,7 @@ def _in_set(kw: dict[str, Any]) -> Native | None:
     column, values = kw["column"], list(kw["value_set"])
     if _mostly(kw) is None:
         return column, {"metric": "invalidValues", "arguments": {"validValues": values}, "mustBe": 0}
-    predicate = f"NOT ({ident(column)} IN ({', '.join(literal(v) for v in values)}))"
+    predicate = f"NOT ({quote(column)} IN ({', '.join(literal(v) for v in values)}))"
     return column, _count_where(predicate, column, _mostly(kw))
 
 
@@ -218,31 +196,31 @@ def _row_count_equal(kw: dict[str, Any]) -> Native | None:
 
 
 def _between(kw: dict[str, Any]) -> Native | None:
-    predicate = _out_of_range(ident(kw["column"]), kw)
+    predicate = _out_of_range(quote(kw["column"]), kw)
     return (kw["column"], _count_where(predicate, kw["column"], _mostly(kw))) if predicate else None
 
 
 def _lengths_between(kw: dict[str, Any]) -> Native | None:
-    predicate = _out_of_range(f"LENGTH({ident(kw['column'])})", kw)
+    predicate = _out_of_range(f"LENGTH({quote(kw['column'])})", kw)
     return (kw["column"], _count_where(predicate, kw["column"], _mostly(kw))) if predicate else None
 
 
 def _lengths_equal(kw: dict[str, Any]) -> Native | None:
-    predicate = f"LENGTH({ident(kw['column'])}) <> {literal(kw['value'])}"
+    predicate = f"LENGTH({quote(kw['column'])}) <> {literal(kw['value'])}"
     return kw["column"], _count_where(predicate, kw["column"], _mostly(kw))
 
 
 def _be_null(kw: dict[str, Any]) -> Native | None:
     if _mostly(kw) is not None:
         return None
-    return kw["column"], _count_where(f"{ident(kw['column'])} IS NOT NULL", None, None)
+    return kw["column"], _count_where(f"{quote(kw['column'])} IS NOT NULL", None, None)
 
 
 def _not_in_set(kw: dict[str, Any]) -> Native | None:
     values = list(kw["value_set"] or [])
     if not values:
         return None
-    predicate = f"{ident(kw['column'])} IN ({', '.join(literal(v) for v in values)})"
+    predicate = f"{quote(kw['column'])} IN ({', '.join(literal(v) for v in values)})"
     return kw["column"], _count_where(predicate, kw["column"], _mostly(kw))
 
 
@@ -251,7 +229,7 @@ def _pair(operator: str) -> Callable[[dict[str, Any]], Native | None]:
         if kw.get("ignore_row_if", "both_values_are_missing") != "both_values_are_missing" or _mostly(kw):
             return None
         op = ">=" if operator == ">" and kw.get("or_equal") else operator
-        return None, _count_where(f"NOT ({ident(kw['column_A'])} {op} {ident(kw['column_B'])})", None, None)
+        return None, _count_where(f"NOT ({quote(kw['column_A'])} {op} {quote(kw['column_B'])})", None, None)
 
     return native
 
@@ -263,7 +241,7 @@ def _aggregate(template: str) -> Callable[[dict[str, Any]], Native | None]:
         threshold = _bounds(kw)
         if threshold is None:
             return None
-        query = f"SELECT {template.format(c=ident(kw['column']))} FROM {OBJECT}"
+        query = f"SELECT {template.format(c=quote(kw['column']))} FROM {OBJECT}"
         return kw["column"], {"type": "sql", "query": query, **threshold}
 
     return native
@@ -273,7 +251,7 @@ def _distinct_in_set(kw: dict[str, Any]) -> Native | None:
     values = list(kw.get("value_set") or [])
     if not values:
         return None
-    column = ident(kw["column"])
+    column = quote(kw["column"])
     query = f"SELECT COUNT(DISTINCT {column}) FROM {OBJECT} WHERE NOT ({column} IN ({', '.join(map(literal, values))}))"
     return kw["column"], {"type": "sql", "query": query, "mustBe": 0}
 

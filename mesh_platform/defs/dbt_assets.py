@@ -1,7 +1,7 @@
 """A domain's dbt project as one Dagster multi-asset: one `dbt build` per domain run.
 
 The asset specs and the dbt tests' asset checks come from dagster-dbt's `@dbt_assets`, with the
-mesh's translator: dbt models get the mesh's keys and policy (`specs.mesh_spec`, the same as Python
+mesh's translator: dbt models get the mesh's keys and policy (`asset_spec.mesh_spec`, the same as Python
 assets), and a dbt source named after another domain maps to that domain's product key, so lineage
 crosses domains. Each product also carries the mesh's checks (schema contract, expectations,
 suites). What a step does with them is in `dbt_step`.
@@ -17,15 +17,15 @@ import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
+from mesh_platform.defs.asset_spec import MeshSpec, mesh_spec
 from mesh_platform.defs.dbt_project import definitions_manifest
 from mesh_platform.defs.mesh_resource import MeshResource
 from mesh_platform.defs.publish import TRANSIENT_RETRIES
-from mesh_platform.defs.specs import MeshSpec, mesh_spec
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.descriptor.problems import Problem
-from mesh_platform.project import MeshProject
+from mesh_platform.project.locations import MeshProject
 from mesh_platform.sdk import SuiteFn
-from mesh_platform.warehouse import pool_for
+from mesh_platform.storage.duckdb_warehouse import pool_for
 
 UNIQUE_ID = "dagster_dbt/unique_id"  # the metadata key dagster-dbt gives each spec and check
 

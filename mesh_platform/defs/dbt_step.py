@@ -17,8 +17,8 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from mesh_platform.defs.dbt_assets import DbtPlan
+from mesh_platform.defs.dbt_build import DbtBuild, DbtEvents, run_build
 from mesh_platform.defs.dbt_project import parse_for_step
-from mesh_platform.defs.dbt_runner import DbtBuild, DbtEvents, run_build
 from mesh_platform.defs.publish import (
     Audit,
     audit_and_publish,
@@ -38,9 +38,9 @@ from mesh_platform.defs.warehouse_io import (
     step_sandbox,
 )
 from mesh_platform.governance.sandbox import Sandbox
-from mesh_platform.mesh import Mesh
-from mesh_platform.openlineage import AssetLineage
-from mesh_platform.store import staging
+from mesh_platform.lineage.openlineage_events import AssetLineage
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.product_store import staging
 
 
 def _blocking_failure(event: object) -> bool:

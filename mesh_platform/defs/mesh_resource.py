@@ -14,10 +14,10 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from mesh_platform.descriptor.model import Descriptor
-from mesh_platform.mesh import Mesh
 from mesh_platform.pg_warehouse import warehouse_kind
-from mesh_platform.project import MeshHome, MeshProject
-from mesh_platform.store import ProductStore
+from mesh_platform.project.locations import MeshHome, MeshProject
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.product_store import ProductStore
 
 RESOURCE_KEY = "mesh"  # the name each step's parameter has
 

@@ -9,15 +9,15 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from mesh_platform.checks.run import CheckOutcome, contract_not_run, run_contract
+from mesh_platform.checks.evaluate import CheckOutcome, contract_not_run, run_contract
 from mesh_platform.contracts.majors import pinned_majors_outcome
 from mesh_platform.contracts.snapshot import contract_snapshot
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.refusals import report_refusals
-from mesh_platform.mesh import Mesh
 from mesh_platform.orchestration.alerts import Alert, AlertKind, send_alert
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import SuiteFn
-from mesh_platform.store import Build, ProductStore, Published
+from mesh_platform.storage.product_store import Build, ProductStore, Published
 
 # Dagster retries a step only for transient trouble (a DuckDB lock, an I/O error): bad data and
 # failed checks raise `Failure(allow_retries=False)` and are not retried.

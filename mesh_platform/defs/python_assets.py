@@ -8,6 +8,7 @@ import dagster as dg
 import duckdb
 from dagster import AssetExecutionContext
 
+from mesh_platform.defs.asset_spec import mesh_spec
 from mesh_platform.defs.mesh_resource import MeshResource
 from mesh_platform.defs.publish import (
     TRANSIENT_RETRIES,
@@ -17,7 +18,6 @@ from mesh_platform.defs.publish import (
     step_failure,
     will_retry,
 )
-from mesh_platform.defs.specs import mesh_spec
 from mesh_platform.defs.warehouse_io import (
     expose_inputs,
     land_table,
@@ -27,13 +27,13 @@ from mesh_platform.defs.warehouse_io import (
     step_sandbox,
 )
 from mesh_platform.descriptor.model import Descriptor
-from mesh_platform.governance.policies import quote
 from mesh_platform.governance.sandbox import open_sandboxed
-from mesh_platform.mesh import Mesh
-from mesh_platform.openlineage import AssetLineage
+from mesh_platform.lineage.openlineage_events import AssetLineage
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested, SuiteFn
-from mesh_platform.store import Build, build_into, point_view, staged_file, staging
-from mesh_platform.warehouse import pool_for
+from mesh_platform.sql.syntax import quote
+from mesh_platform.storage.duckdb_warehouse import pool_for
+from mesh_platform.storage.product_store import Build, build_into, point_view, staged_file, staging
 
 
 def dep_key(domain: str, ref: str) -> dg.AssetKey:
@@ -53,7 +53,7 @@ def _write_result(con: duckdb.DuckDBPyConnection, name: str, result: Any) -> str
 
 def _build_product(con: duckdb.DuckDBPyConnection, name: str, result: Any, folder: Path) -> Build:
     """A product's rows go straight into the Parquet file that is audited and published (see
-    `mesh_platform.store`), with `main.<name>` a view over it. A function that returned no rows
+    `mesh_platform.storage.product_store`), with `main.<name>` a view over it. A function that returned no rows
     made its table itself, which is published by copy."""
     path = staged_file(folder, name)
     if isinstance(result, str):

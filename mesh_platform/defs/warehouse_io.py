@@ -16,7 +16,6 @@ from typing import Any
 
 import duckdb
 
-from mesh_platform.governance.policies import quote
 from mesh_platform.governance.projection import project
 from mesh_platform.governance.read import (
     ReadGrant,
@@ -26,14 +25,15 @@ from mesh_platform.governance.read import (
     record_read,
 )
 from mesh_platform.governance.sandbox import Sandbox, open_sandboxed, open_sandboxed_memory
-from mesh_platform.mesh import Mesh
 from mesh_platform.pg_warehouse import PgWarehouse, warehouse_kind
 from mesh_platform.pg_warehouse.grants import consumer_session
 from mesh_platform.pg_warehouse.roles import provision
 from mesh_platform.pg_warehouse.transfer import export_parquet, land
-from mesh_platform.project import MeshHome
-from mesh_platform.store import PARQUET, Build, ProductStore, point_view, staged_file
-from mesh_platform.warehouse import open_warehouse
+from mesh_platform.project.locations import MeshHome
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.sql.syntax import quote
+from mesh_platform.storage.duckdb_warehouse import open_warehouse
+from mesh_platform.storage.product_store import PARQUET, Build, ProductStore, point_view, staged_file
 
 
 @dataclass(frozen=True)

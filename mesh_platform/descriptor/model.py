@@ -24,7 +24,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from mesh_platform.descriptor.expectations import EXPECTATION_TYPES
-from mesh_platform.descriptor.names import reserved_by
+from mesh_platform.descriptor.reserved_words import reserved_by
+from mesh_platform.governance.masking import MaskPolicy, column_policy
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
@@ -55,18 +56,7 @@ CONSUME_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*(@(0|[1-9][0-9]{0,5}))?
 COLUMN_REF_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 VERSION_PATTERN = r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$"
 ColumnType = Literal["string", "integer", "bigint", "double", "boolean", "date", "timestamp"]
-# the warehouse type each descriptor column type is built as (DuckDB names)
-SQL_TYPE_NAMES = {
-    "string": "VARCHAR",
-    "integer": "INTEGER",
-    "bigint": "BIGINT",
-    "double": "DOUBLE",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-}
 Classification = Literal["public", "internal", "pii"]
-MaskPolicy = Literal["token", "year", "zip3", "redact", "null"]
 
 
 class _Strict(BaseModel):
@@ -103,9 +93,7 @@ class Column(_Strict):
 
     @property
     def mask_policy(self) -> MaskPolicy | None:
-        if self.classification != "pii":
-            return None
-        return self.mask or "token"
+        return column_policy(self.classification, self.mask)
 
 
 COLUMN_KWARGS = ("column", "column_A", "column_B")

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mesh_platform.project import MeshHome
+from mesh_platform.project.locations import MeshHome
 
 Event = Literal["read", "refused", "raw_read", "sandbox_refusal"]
 GENESIS = "0" * 64

@@ -50,7 +50,7 @@ MODULES = {
     "marshal": "loading code from bytes",
     "builtins": "the interpreter's builtins",
 }
-SDK_MODULES = {"mesh_platform.sdk", "mesh_platform.ingest"}
+SDK_MODULES = {"mesh_platform.sdk", "mesh_platform.sdk.ingest", "mesh_platform.sdk.reference_data"}
 BUILTINS = {
     "open": "file access",
     "exec": "running code from a string",

@@ -23,9 +23,9 @@ from pathlib import Path
 import duckdb
 
 from mesh_platform.governance.read import ReadGrant, governed_sql
-from mesh_platform.project import MeshHome
-from mesh_platform.store import build_into
-from mesh_platform.warehouse import memory_limit
+from mesh_platform.project.locations import MeshHome
+from mesh_platform.storage.duckdb_warehouse import memory_limit
+from mesh_platform.storage.product_store import build_into
 
 
 def folder_for(home: MeshHome, consumer: str, ref: str) -> Path:

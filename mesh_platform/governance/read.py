@@ -20,11 +20,12 @@ import duckdb
 
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.audit import audit_read
-from mesh_platform.governance.policies import Dialect, literal, mask_expression, quote
-from mesh_platform.mesh import Mesh
+from mesh_platform.governance.masking import mask_expression, pii_columns
 from mesh_platform.pg_warehouse import governed as pg_governed
 from mesh_platform.pg_warehouse.roles import domain_role
-from mesh_platform.store import ProductStore, Published
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.sql.syntax import Dialect, literal, quote
+from mesh_platform.storage.product_store import ProductStore, Published
 
 
 class AccessDenied(Exception):
@@ -142,7 +143,7 @@ def create_governed_view_pg(pg: Any, grant: ReadGrant, key: str) -> str:
 
 
 def sees_raw_pii(grant: ReadGrant) -> bool:
-    return not grant.masked and any(c.classification == "pii" for c in grant.product.columns)
+    return not grant.masked and bool(pii_columns(grant.product.columns))
 
 
 def record_read(mesh: Mesh, grant: ReadGrant, run_id: str | None, via: str, at: str | None = None) -> dict[str, object]:

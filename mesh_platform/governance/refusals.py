@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mesh_platform.governance.audit import audit_read
 from mesh_platform.governance.sandbox import Refusal, explain, refusals_in
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 
 def agreement_for(mesh: Mesh, consumer: str, ref: str) -> str:

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import duckdb
 
-from mesh_platform.governance.policies import literal
-from mesh_platform.project import MeshHome
-from mesh_platform.warehouse import connect_warehouse, memory_limit
+from mesh_platform.project.locations import MeshHome
+from mesh_platform.sql.syntax import literal
+from mesh_platform.storage.duckdb_warehouse import connect_warehouse, memory_limit
 
 SANDBOX_ENV = "MESH_SANDBOX"
 

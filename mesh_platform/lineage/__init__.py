@@ -1,18 +1,25 @@
-"""Product-level lineage across domains, read from the Dagster asset graph of every domain."""
+"""Product-level lineage across domains, read from the Dagster asset graph of every domain.
+
+Owns: product lineage (here), column lineage (`columns`, from dbt and Python SQL), its Dagster
+metadata, OpenLineage run events (`openlineage_events`) and the README's diagram (`readme_diagram`).
+
+Must not import: `cli`, `catalog`, `checks`, `contracts`, `governance`, `orchestration`,
+`scaffold`, `devtools`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 
 
 def _product_edges(mesh: Mesh, domain: str) -> set[tuple[str, str]]:
     """(upstream product ref, this domain's product ref) pairs, through internal assets."""
     import dagster as dg
 
-    from mesh_platform.defs.domain import build_domain, definitions_from
+    from mesh_platform.defs.domain_definitions import build_domain, definitions_from
 
     graph = definitions_from([build_domain(mesh, domain)]).resolve_asset_graph()
     products = {(d.domain, p.name) for d, p in mesh.products()}

@@ -24,7 +24,7 @@ from sqlglot import exp
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.lineage.sql_columns import DIRECT, INDIRECT, TRANSFORMATION, NotAnalysable, QueryColumns, Use
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn
 
 DBT, PYTHON, DECLARED, NOT_ANALYSED = "dbt", "python", "declared", "not analysed"

@@ -13,11 +13,11 @@ import dagster as dg
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.lineage.columns import AssetColumns, analyse_domain, direct_parents, uses_as_json
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn
 
 if TYPE_CHECKING:
-    from mesh_platform.defs.domain import DomainParts
+    from mesh_platform.defs.domain_definitions import DomainParts
 
 COLUMN_LINEAGE = "dagster/column_lineage"
 MESH_COLUMN_LINEAGE = "mesh/column_lineage"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import traceback
 
 from mesh_platform.descriptor.problems import Problem
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn
 
 
 def domain_asset_functions(mesh: Mesh, domain: str) -> tuple[list[AssetFn], list[Problem]]:
     """The domain's asset functions, or the problems that keep its code from being imported."""
-    from mesh_platform.defs.domain import _asset_fns, _import_domain_code, code_access_problems
+    from mesh_platform.defs.domain_definitions import _asset_fns, _import_domain_code, code_access_problems
 
     descriptor = mesh.descriptors[domain]
     if access := code_access_problems(mesh, descriptor):

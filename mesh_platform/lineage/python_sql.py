@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mesh_platform.governance.policies import quote
 from mesh_platform.sdk import AssetContext, AssetFn
+from mesh_platform.sql.syntax import quote
 
 
 class NoConnectionWhilePlanning(Exception):

@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
-from mesh_platform.instance import mesh_env
-from mesh_platform.mesh import Mesh
+from mesh_platform.orchestration.process_health import local_runner_pid, process_alive
+from mesh_platform.orchestration.run_report import DomainResult, ProductResult, product_result
 from mesh_platform.orchestration.run_worker_server import prestart
-from mesh_platform.processes import local_runner_pid, process_alive
-from mesh_platform.project import MeshHome
-from mesh_platform.run_report import DomainResult, ProductResult, product_result
-from mesh_platform.store import ProductStore
-from mesh_platform.warehouse import MEMORY_LIMIT_TAG, memory_limit_bytes, memory_limit_share
+from mesh_platform.project.dagster_instance import mesh_env
+from mesh_platform.project.locations import MeshHome
+from mesh_platform.project.mesh import Mesh
+from mesh_platform.storage.duckdb_warehouse import MEMORY_LIMIT_TAG, memory_limit_bytes, memory_limit_share
+from mesh_platform.storage.product_store import ProductStore
 
 Emit = Callable[[str], None]
 LAUNCHED_BY = {"mesh/launched_by": "mesh run"}

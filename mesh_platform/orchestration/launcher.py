@@ -11,7 +11,7 @@ with the job's executor, tags and pools; its output goes to `run_logs/<job>-<run
 instance's directory.
 
 The worker's pid and host are recorded as the run's tags `mesh/pid` and `mesh/host`, so that:
-- run monitoring (enabled in the dev instance, `mesh_platform/instance.py`) asks
+- run monitoring (enabled in the dev instance, `mesh_platform/project/dagster_instance.py`) asks
   `check_run_worker_health`, and a run whose worker died (out of memory, `kill -9`) is marked
   failed and its pool slots freed, where it would otherwise stay STARTED and block its domain;
 - `terminate` (the UI's "Terminate", `mesh run`'s Ctrl-C) signals the worker, which ends the run
@@ -33,8 +33,8 @@ from typing import Any
 
 from dagster import DagsterRun
 
+from mesh_platform.orchestration.process_health import local_runner_pid, process_alive
 from mesh_platform.orchestration.run_worker_server import ServerUnavailable, fork_worker
-from mesh_platform.processes import local_runner_pid, process_alive
 from mesh_platform.upstream.dagster_runs import (
     CheckRunHealthResult,
     ConfigurableClass,

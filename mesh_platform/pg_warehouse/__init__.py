@@ -21,6 +21,9 @@ reaches another's product only through the governed read (`governed`):
 
 Data moves as Arrow over ADBC (PostgreSQL's COPY binary protocol); the platform's own SQL goes through
 psycopg2, whose connections open in milliseconds.
+
+Must not import: `cli`, `defs`, `checks`, `contracts`, `catalog`, `lineage`, `orchestration`,
+`scaffold`, `sdk`, `upstream`, `devtools`.
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote as url_quote
-from urllib.parse import unquote, urlsplit
 
-from mesh_platform.governance.policies import quote
+from mesh_platform.project.postgres_url import PostgresUrlError, parse_postgres_url
+from mesh_platform.sql.syntax import quote
 
 KIND_ENV, URL_ENV = "MESH_WAREHOUSE", "MESH_WAREHOUSE_URL"
 KINDS = ("duckdb", "postgres")
@@ -75,17 +78,10 @@ class PgWarehouse:
         if not url:
             raise WarehouseConfigError(f"{KIND_ENV}=postgres needs {URL_ENV} ({URL_FORM}), which is not set")
         try:
-            parts = urlsplit(url)
-            port = parts.port or 5432
-        except ValueError as exc:
-            raise WarehouseConfigError(f"{URL_ENV} is not a valid URL: {exc}") from None
-        if parts.scheme not in ("postgresql", "postgres"):
-            raise WarehouseConfigError(f"{URL_ENV} must start with postgresql:// ({URL_FORM}), got {parts.scheme}://")
-        missing = [n for n, v in (("user", parts.username), ("host", parts.hostname)) if not v]
-        if missing:
-            raise WarehouseConfigError(f"{URL_ENV} has no {' and no '.join(missing)}: expected {URL_FORM}")
-        database = parts.path.lstrip("/") or "postgres"
-        return cls(parts.hostname or "", port, unquote(parts.username or ""), unquote(parts.password or ""), database)
+            parsed = parse_postgres_url(URL_ENV, url, ("postgresql", "postgres"), URL_FORM, URL_FORM, "postgres")
+        except PostgresUrlError as exc:
+            raise WarehouseConfigError(str(exc)) from None
+        return cls(parsed.host, parsed.port, parsed.user, parsed.password, parsed.database)
 
     def as_login(self, user: str, password: str) -> PgWarehouse:
         """The same server as another role."""

@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from mesh_platform.governance.policies import literal, mask_expression, quote
+from mesh_platform.governance.masking import mask_expression
 from mesh_platform.pg_warehouse import URL_ENV, WarehouseConfigError
 from mesh_platform.pg_warehouse.roles import PLATFORM_ROLE, PlatformSession
 from mesh_platform.pg_warehouse.transfer import BATCH_ROWS, ingest_and_swap
-from mesh_platform.warehouse import memory_limit
+from mesh_platform.sql.syntax import literal, quote
+from mesh_platform.storage.duckdb_warehouse import memory_limit
 
 if TYPE_CHECKING:
     from mesh_platform.governance.read import ReadGrant

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from mesh_platform.governance.read import AccessDenied, NotPublished, ReadGrant, authorize
-from mesh_platform.mesh import Mesh
 from mesh_platform.pg_warehouse import URL_ENV, PgWarehouse, WarehouseConfigError
 from mesh_platform.pg_warehouse.governed import (
     GovernedView,
@@ -33,6 +32,7 @@ from mesh_platform.pg_warehouse.roles import (
     platform_session,
     provision,
 )
+from mesh_platform.project.mesh import Mesh
 
 SYNC_CONNECTIONS = 8  # databases synced at once
 

@@ -26,9 +26,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from mesh_platform.governance.policies import literal, quote
 from mesh_platform.pg_warehouse import URL_ENV, PgWarehouse, WarehouseConfigError
-from mesh_platform.project import MeshHome
+from mesh_platform.project.locations import MeshHome
+from mesh_platform.sql.syntax import literal, quote
 
 PLATFORM_ROLE = "mesh_platform"
 DOMAIN_ROLE_PREFIX = "mesh_domain_"

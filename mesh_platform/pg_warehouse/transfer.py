@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from mesh_platform.governance.policies import quote
+from mesh_platform.sql.syntax import quote
 
 BATCH_ROWS = 100_000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mesh_platform.mesh import Mesh
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.scaffold.plan import FilePlan
 
 
@@ -41,7 +41,7 @@ def prepare_dbt(mesh: Mesh, domain: str) -> None:
 
 def refresh_readme(mesh: Mesh) -> bool:
     """Regenerate the README's lineage diagram (if the project has one) to include the new code."""
-    from mesh_platform.readme import START, update
+    from mesh_platform.lineage.readme_diagram import START, update
 
     readme = mesh.project.root / "README.md"
     if not readme.exists() or START not in readme.read_text():

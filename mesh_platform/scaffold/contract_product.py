@@ -19,9 +19,9 @@ from typing import Any
 import yaml
 
 from mesh_platform.contracts.odcs_export import PHYSICAL
-from mesh_platform.contracts.odcs_quality import ident, literal
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Expectation, Product
+from mesh_platform.descriptor.model import Expectation, Product
 from mesh_platform.scaffold.render import render, yaml_scalar
+from mesh_platform.sql.syntax import SQL_TYPES, literal, quote
 
 DEFAULT_ROWS = 3
 MAX_ROWS = 1000
@@ -283,7 +283,7 @@ def example_select(product: Product, types: dict[str, str]) -> str:
     """A SELECT of the example rows with the product's columns, cast to `types` (column type -> SQL)."""
     example = example_rows(product)
     names = [c.name for c in product.columns]
-    casts = [f"    cast(c{i} as {types[c.type]}) as {ident(c.name)}" for i, c in enumerate(product.columns, 1)]
+    casts = [f"    cast(c{i} as {types[c.type]}) as {quote(c.name)}" for i, c in enumerate(product.columns, 1)]
     aliases = ", ".join(f"c{i}" for i in range(1, len(names) + 1))
     if example.rows == 0:
         return "select\n" + ",\n".join(c.replace(f"c{i}", "null", 1) for i, c in enumerate(casts, 1)) + "\nwhere false"
@@ -326,7 +326,7 @@ class ContractProduct:
         return "\n\n" + render("domain/test_product_from_contract.py").rstrip("\n")
 
     def python_function(self) -> str:
-        select = example_select(self.product, SQL_TYPE_NAMES)
+        select = example_select(self.product, SQL_TYPES)
         body = textwrap.indent(select, " " * 8)
         if '"""' in body or "\\" in body:
             code = f"    return {json.dumps(select)}"

@@ -27,15 +27,15 @@ from unittest import mock
 
 import duckdb
 
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES, Product
-from mesh_platform.governance.policies import quote
+from mesh_platform.descriptor.model import Product
 from mesh_platform.governance.projection import project
 from mesh_platform.governance.read import authorize, create_projection_view
 from mesh_platform.governance.sandbox import SANDBOX_ENV, Sandbox, open_sandboxed
-from mesh_platform.mesh import Mesh
-from mesh_platform.project import MeshHome, MeshProject
+from mesh_platform.project.locations import MeshHome, MeshProject
+from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, AssetFn, Ingested
-from mesh_platform.store import Build, ProductStore, build_into, staged_file, staging
+from mesh_platform.sql.syntax import SQL_TYPES, quote
+from mesh_platform.storage.product_store import Build, ProductStore, build_into, staged_file, staging
 
 SEED_SCALE = "0.01"
 RUN_ID = "domain-test"
@@ -132,7 +132,7 @@ class DomainWorkbench:
             unknown = sorted(set(row) - set(names))
             if unknown:
                 raise KeyError(f"{ref} declares no column {', '.join(unknown)}; its columns: {', '.join(names)}")
-        columns = ", ".join(f"{quote(c.name)} {SQL_TYPE_NAMES[c.type]}" for c in product.columns)
+        columns = ", ".join(f"{quote(c.name)} {SQL_TYPES[c.type]}" for c in product.columns)
         with staging(self.home, producer.domain, RUN_ID) as folder, duckdb.connect() as con:
             con.execute(f"create table rows ({columns})")
             if rows:
@@ -252,7 +252,7 @@ class DomainWorkbench:
 
     def declared_schema(self, name: str) -> dict[str, str]:
         """The product's columns and warehouse types as its descriptor declares them."""
-        return {c.name: SQL_TYPE_NAMES[c.type] for c in self.product(name).columns}
+        return {c.name: SQL_TYPES[c.type] for c in self.product(name).columns}
 
     def schema(self, name: str) -> dict[str, str]:
         """The columns and types of what the domain built as `main.<name>`."""
@@ -268,7 +268,7 @@ def build_definitions(root: Path, domain: str) -> BuiltDomain:
     """The domain's Dagster definitions, built as its code location builds them (raises naming file and rule)."""
     import dagster as dg
 
-    from mesh_platform.defs.domain import build_domain, definitions_from
+    from mesh_platform.defs.domain_definitions import build_domain, definitions_from
 
     mesh = Mesh.load(MeshProject.discover(root))
     graph = definitions_from([build_domain(mesh, domain)]).resolve_asset_graph()

@@ -53,4 +53,6 @@ Not here, because a public route exists: GX's DuckDB cursor reset (GX issue #107
 with SQLAlchemy's public `creator` hook (`checks.gx_duckdb.AutocommitConnection`), and
 `tests/test_upstream.py` says when GX no longer needs it; dbt's specs come from dagster-dbt's
 `@dbt_assets`, dbt runs through `dbtRunner` with the Manifest its own parse returned.
+
+May import only: nothing of the platform (each fence stands alone).
 """
