@@ -18,11 +18,11 @@ import duckdb
 import pytest
 
 from mesh_platform.defs.publish import audit_and_publish
-from mesh_platform.descriptor.model import SQL_TYPE_NAMES
 from mesh_platform.governance.audit import AuditLog
 from mesh_platform.governance.masking import literal, quote
 from mesh_platform.project.locations import MeshHome, MeshProject
 from mesh_platform.project.mesh import Mesh
+from mesh_platform.sql.syntax import sql_type
 from mesh_platform.storage.product_store import (
     Build,
     ProductStore,
@@ -49,7 +49,7 @@ def publish(root: Path, home: Path, ref: str, rows: Sequence[Mapping[str, Any]],
     producer, product = mesh.product(ref)
     selects = [
         ", ".join(
-            f"cast({literal(str(row[c.name])) if row.get(c.name) is not None else 'null'} as {SQL_TYPE_NAMES[c.type]}) "
+            f"cast({literal(str(row[c.name])) if row.get(c.name) is not None else 'null'} as {sql_type(c.type)}) "
             f"as {quote(c.name)}"
             for c in product.columns
         )

@@ -75,7 +75,9 @@ def _asset_fns(module: ModuleType | None, descriptor: Descriptor | None = None) 
     if module is None:
         return []
     fns = [v for v in vars(module).values() if isinstance(v, AssetFn)]
-    return [fn.as_built(descriptor) for fn in fns] if descriptor is not None else fns
+    if descriptor is None:
+        return fns
+    return [replace(fn, name=descriptor.built_name(fn.name, fn.major)) for fn in fns]
 
 
 def _suites(module: ModuleType | None) -> dict[str, list[SuiteFn]]:

@@ -393,3 +393,11 @@ class Descriptor(_Strict):
     def majors_of(self, name: str) -> list[Product]:
         """Every major of product `name` published side by side, the latest first."""
         return sorted((p for p in self.products if p.family == name), key=lambda p: -(p.major or 0))
+
+    def built_name(self, name: str, major: int | None) -> str:
+        """The asset that code for `major` of product `name` builds (`@product(name, major=N)`): the
+        product itself when N is its latest major (or no major is given), else `<name>_v<N>`."""
+        if major is None:
+            return name
+        found = next((p for p in self.majors_of(name) if p.major == major), None)
+        return found.name if found else f"{name}_v{major}"

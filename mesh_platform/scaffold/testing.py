@@ -19,7 +19,7 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -100,7 +100,11 @@ class DomainWorkbench:
         self.descriptor = self.mesh.descriptors[domain]
         self.code = load_domain_code(self.root, domain)
         self.functions = _in_dependency_order(
-            [v.as_built(self.descriptor) for v in vars(self.code).values() if isinstance(v, AssetFn)]
+            [
+                replace(v, name=self.descriptor.built_name(v.name, v.major))
+                for v in vars(self.code).values()
+                if isinstance(v, AssetFn)
+            ]
             if self.code
             else []
         )

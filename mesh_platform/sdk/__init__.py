@@ -24,16 +24,13 @@ storage or governance.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import duckdb
 
 from mesh_platform.sql.syntax import quote
-
-if TYPE_CHECKING:
-    from mesh_platform.descriptor.model import Descriptor
 
 
 @dataclass(frozen=True)
@@ -48,14 +45,6 @@ class AssetFn:
 
     def __call__(self, ctx: AssetContext) -> Any:
         return self.fn(ctx)
-
-    def as_built(self, descriptor: Descriptor) -> AssetFn:
-        """Named as the asset it builds: `@product(name, major=N)` is the product itself when N is its
-        latest major in `descriptor`, else the older major `<name>_v<N>`."""
-        if self.major is None:
-            return self
-        found = next((p for p in descriptor.majors_of(self.name) if p.major == self.major), None)
-        return replace(self, name=found.name if found else f"{self.name}_v{self.major}")
 
 
 def product(
