@@ -20,11 +20,6 @@ def _row(text: str, key: str) -> list[str]:
     product's result table) or its second (a product in the summary table). A table too wide for the
     output is printed as records (`header  value` lines under a `row i of n` rule): read alike."""
     lines = text.splitlines()
-    for line in lines:
-        cells = [c.strip() for c in line.split("│")]
-        cells = cells[1:-1] if line.startswith("│") else cells
-        if key in cells[:2]:
-            return cells[cells.index(key) :]
     for i, line in enumerate(lines):
         if line.split()[:2] == ["check", key]:
             record = [key]
@@ -35,6 +30,10 @@ def _row(text: str, key: str) -> list[str]:
                 if header.strip():  # not the continuation of a wrapped value
                     record.append(value.strip())
             return record
+    for line in lines:
+        cells = re.split(r"\s{2,}|\s*│\s*", line.strip().strip("│").strip())
+        if len(cells) > 1 and key in cells[:2]:
+            return cells[cells.index(key) :]
     raise AssertionError(f"no row for {key!r} in:\n{text}")
 
 
@@ -93,7 +92,7 @@ def test_failed_blocking_check_keeps_published_version_and_stops_downstream(tmp_
     # the warning is told apart from a failure: it did not block
     assert _row(proc.stderr, "column_values_to_be_in_set__manufacturer")[2] == "warning, did not block"
     assert "pharmacy.vaccine_stock: published; 1 warning(s) did not block" in proc.stderr
-    passed, blocking, warnings, not_run = _row(proc.stdout, "vaccine_stock")[-4:]
+    passed, blocking, warnings, not_run = _row(proc.stdout, "pharmacy.vaccine_stock")[-4:]
     assert (blocking, warnings, not_run) == ("0", "1", "0") and int(passed) > 0
 
     # consumers keep reading the last good version; the failed one stays inspectable
@@ -143,7 +142,7 @@ def test_schema_drift_fails_with_a_diff_naming_each_column(tmp_path: Path) -> No
     assert expectations and all(not c["ran"] and not c["passed"] for c in expectations)
     for check in expectations:  # each named once, as not run
         assert proc.stderr.count(check["name"]) == 1 and _row(proc.stderr, check["name"])[2] == "not run"
-    assert _row(proc.stdout, "sites")[-4:] == ["0", "1", "0", str(len(expectations))]
+    assert _row(proc.stdout, "pharmacy.sites")[-4:] == ["0", "1", "0", str(len(expectations))]
     assert "- region (VARCHAR) missing" in blockers
     assert "+ opened_on (DATE) not declared" in blockers
     assert "~ daily_capacity: declared BIGINT, built INTEGER" in blockers

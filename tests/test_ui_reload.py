@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from devtools.ui_screenshot import Webserver, free_port, webserver
+from devtools.ui_screenshot import Webserver, free_port, graphql, webserver
 from tests.conftest import copy_project, mesh_env, run_mesh_cli
 from tests.test_ui import make_ui_command
 
@@ -46,7 +46,8 @@ class RunningUi:
 
     def reload_all(self) -> dict[str, str]:
         """What "Reload all" does, and each code location's state after it."""
-        workspace = self.server.graphql(RELOAD_ALL)["reloadWorkspace"]
+        # every code location's server restarts and loads its domain: minutes on a busy machine
+        workspace = graphql(self.server.port, RELOAD_ALL, timeout=600)["reloadWorkspace"]
         assert workspace["__typename"] == "Workspace", workspace
         return {e["name"]: e["locationOrLoadError"]["__typename"] for e in workspace["locationEntries"]}
 
