@@ -183,12 +183,14 @@ def test_whole_mesh_runs_on_the_postgres_instance(pg: PostgresServer, prod: dict
                                     ("ASSET_MATERIALIZATION",))}  # fmt: skip
     assert expected_products(prod["root"]) <= materialized
 
-    checks = q(pg, "SELECT asset_key, check_name, execution_status FROM asset_check_executions")
+    checks = q(pg, f"SELECT asset_key, check_name, execution_status FROM asset_check_executions WHERE {BY_MESH_RUN}")
     checked = {key for key, _, _ in checks}
     assert expected_products(prod["root"]) <= checked, "every product has its contract checks stored"
     assert all(status in ("SUCCEEDED", "FAILED") for _, _, status in checks), checks
     assert any(name == "schema_contract" for _, name, _ in checks)
-    evaluations = q(pg, "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION'")
+    evaluations = q(
+        pg, f"SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION' AND {BY_MESH_RUN}"
+    )
     assert evaluations[0][0] == len(checks)
 
     failures = q(
