@@ -1,9 +1,15 @@
 """Declarative automation and freshness, applied once to every asset from its descriptor.
 
 A domain that consumes other domains' products updates when they are published, not on a clock:
-each of its assets is `eager` (any dependency updated, none missing or in progress) and waits until
-every dependency's blocking checks passed, so a product whose blocking checks failed (and was not
-published) never triggers its consumers. A product's `freshness` becomes a Dagster freshness policy.
+each of its assets is `eager` (any dependency updated, none missing, the asset itself not in
+progress) unless a dependency's blocking check failed on its latest materialization, so a
+product whose blocking checks failed (and was not published) never triggers its consumers. Unlike
+Dagster's plain `eager` (and `all_deps_blocking_checks_passed`, false while a dependency's checks
+are planned in a run) it does not wait while a dependency's run is in progress: a consumer reads the
+versions its producers have published, which passed their blocking checks, never a run's work in
+progress, and a producer fed by a stream of landing files is in progress most of the time, which
+would hold its consumers back for as long as the stream flows. A product's `freshness` becomes a
+Dagster freshness policy.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from mesh_platform.descriptor.model import Descriptor, Product
 
 
 def consumer_condition() -> dg.AutomationCondition:
-    return (dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label(
-        "eager, after upstream blocking checks pass"
+    eager = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_in_progress())
+    check_failed = dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
+    blocked = dg.AutomationCondition.any_deps_match(check_failed).with_label("a dependency's blocking check failed")
+    return (eager & ~blocked).with_label(
+        "eager (even while a dependency's run is in progress), unless a dependency's blocking check failed"
     )
 
 

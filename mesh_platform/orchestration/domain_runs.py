@@ -25,9 +25,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
+from mesh_platform.orchestration.job_loader import JobLoader
 from mesh_platform.orchestration.process_health import local_runner_pid, process_alive
 from mesh_platform.orchestration.run_report import DomainResult, ProductResult, product_result
 from mesh_platform.orchestration.run_worker_server import prestart
@@ -37,6 +38,9 @@ from mesh_platform.project.mesh import Mesh
 from mesh_platform.storage.duckdb_warehouse import MEMORY_LIMIT_TAG, memory_limit_bytes, memory_limit_share
 from mesh_platform.storage.product_store import ProductStore
 
+if TYPE_CHECKING:
+    from mesh_platform.upstream.dagster_runs import LinkedJob
+
 Emit = Callable[[str], None]
 LAUNCHED_BY = {"mesh/launched_by": "mesh run"}
 WORKSPACE = "workspace.yaml"  # one code location per domain
@@ -44,6 +48,8 @@ POLL_S = 0.5
 HEALTH_EVERY_S = 2.0
 QUEUED_WITHOUT_DAEMON_S = 60.0  # prod: a queued run waits for the daemon; none answering is an error
 CANCEL_WAIT_S = 60.0
+LOADER_STOP_WAIT_S = 30.0  # a location's load in progress when `mesh run` ends (or Ctrl-C)
+Loader: TypeAlias = "JobLoader[LinkedJob]"
 
 
 def input_bytes(home: MeshHome) -> int:
@@ -65,6 +71,19 @@ def default_jobs(home: MeshHome) -> int:
     makes DuckDB spill (figures in docs/performance.md).
     """
     return 2 if input_bytes(home) < memory_limit_bytes() else 1
+
+
+def topological(mesh: Mesh, selected: list[str]) -> list[str]:
+    """The selected domains in the mesh's order, producers first; unknown ones last."""
+    return [d for d in mesh.domains if d in selected] + [d for d in selected if d not in mesh.descriptors]
+
+
+def submission_order(mesh: Mesh, selected: list[str]) -> list[str]:
+    """The order runs are submitted in when slots are free: the longest chain of waiting consumers
+    first (a producer has more than any of its consumers, so producers still come first)."""
+    ordered = topological(mesh, selected)
+    waits = consumer_counts(mesh, ordered)
+    return sorted(ordered, key=lambda d: -waits[d])
 
 
 def consumer_counts(mesh: Mesh, selected: list[str]) -> dict[str, int]:
@@ -225,13 +244,10 @@ class InFlight:
 class DomainRuns:
     """Submits the selected domains' runs, producers first, `jobs` at a time, and waits for them."""
 
-    def __init__(self, mesh: Mesh, selected: list[str], instance: Any, emit: Emit, jobs: int) -> None:
-        self.mesh, self.instance, self.emit, self.jobs = mesh, instance, emit, jobs
-        # topological order first (the mesh's), then the longest chain of waiting consumers first
-        ordered = [d for d in mesh.domains if d in selected] + [d for d in selected if d not in mesh.descriptors]
-        waits = consumer_counts(mesh, ordered)
-        self.ordered = ordered
-        self.by_priority = sorted(ordered, key=lambda d: -waits[d])
+    def __init__(self, mesh: Mesh, selected: list[str], instance: Any, emit: Emit, jobs: int, loader: Loader) -> None:
+        self.mesh, self.instance, self.emit, self.jobs, self.loader = mesh, instance, emit, jobs, loader
+        self.ordered = topological(mesh, selected)  # the report's order
+        self.by_priority = submission_order(mesh, selected)
         self.results: dict[str, DomainResult] = {}
         self.running: dict[str, InFlight] = {}
         self.tags = {**LAUNCHED_BY, **({MEMORY_LIMIT_TAG: memory_limit_share(jobs)} if jobs > 1 else {})}
@@ -259,16 +275,11 @@ class DomainRuns:
         return None
 
     def submit(self, domain: str) -> None:
-        from mesh_platform.upstream.dagster_runs import (
-            CodeLocationNotFound,
-            create_linked_run,
-            load_linked_job,
-            submit_run,
-        )
+        from mesh_platform.upstream.dagster_runs import CodeLocationNotFound, create_linked_run, submit_run
 
         started = time.monotonic()
         try:
-            linked = load_linked_job(self.mesh.project.root / WORKSPACE, domain, domain)
+            linked = self.loader.get(domain)
         except MeshDefinitionError as exc:
             error = "\n".join(str(p) for p in self.mesh.located(exc.problems))
             return self.finish(DomainResult(domain, "invalid", error=error))
@@ -349,6 +360,9 @@ class DomainRuns:
                 pending = [d for d in self.by_priority if d not in self.results and d not in self.running]
                 for domain in pending:
                     self.step(domain)
+                # the first runs are loaded and created in this thread, at full speed; the other
+                # domains' jobs then load while runs are in flight
+                self.loader.start()
                 if not self.running and not self.results.keys() & set(pending):  # they wait on each other
                     for domain in pending:
                         self.finish(DomainResult(domain, "invalid", error="its domains consume each other in a cycle"))
@@ -386,5 +400,19 @@ def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None
     jobs = max(1, min(jobs or default_jobs(mesh.project.home), len(selected)))
     if mesh_env() == "dev":  # the dev launcher's warm server imports while the domains load here
         prestart(mesh.project.home.dagster_home, sys.executable)
-    with open_instance(mesh) as instance:
-        return DomainRuns(mesh, selected, instance, emit, jobs).run()
+    loader = job_loader(mesh, submission_order(mesh, selected))
+    try:
+        with open_instance(mesh) as instance:
+            return DomainRuns(mesh, selected, instance, emit, jobs, loader).run()
+    finally:
+        loader.stop(LOADER_STOP_WAIT_S)
+
+
+def job_loader(mesh: Mesh, order: list[str]) -> Loader:
+    """The selected domains' jobs, loaded from their code locations ahead of their runs."""
+    from mesh_platform.upstream.dagster_runs import load_linked_job
+
+    workspace = mesh.project.root / WORKSPACE
+    return JobLoader(
+        lambda domain: load_linked_job(workspace, domain, domain), [d for d in order if d in mesh.descriptors]
+    )
