@@ -39,6 +39,8 @@ def asset_graph_snapshot(mesh: Mesh) -> dict[str, object]:
                 "kinds": sorted(node.kinds),
                 "role": node.tags.get("mesh/role"),
                 "checks": sorted(checks_by_key.get(key, [])),
+                # refreshed by micro-batches of landing files: its consumers do not wait on its runs
+                **({"refresh": node.tags["mesh/refresh"]} if "mesh/refresh" in node.tags else {}),
             }
     return dict(sorted(snapshot.items()))
 

@@ -266,6 +266,9 @@ def test_a_killed_run_loses_nothing(stream: Stream) -> None:
     assert counts == (batch.events, batch.events)
 
 
+STARTED = dg.DagsterRunStatus.STARTED
+
+
 def test_consumers_update_after_publish_and_not_after_a_failed_check(stream: Stream) -> None:
     defs = stream.definitions()
     instance = stream.instance()
@@ -274,10 +277,15 @@ def test_consumers_update_after_publish_and_not_after_a_failed_check(stream: Str
     feed = Feed(stream.home, seed=13, bookings=20)
     feed.batch(1)
     assert _run_batch(stream, defs).success
-    # the next batch's run is already under way (as while files keep landing): the consumers do not
-    # wait for it, they read what was published
-    next_batch = instance.create_run_for_job(defs.resolve_job_def(BATCH_JOB))
-    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor)
+    # a run of another producer they consume is under way: they wait for it, not to run twice
+    producer_run = instance.create_run_for_job(defs.resolve_job_def("immunizations"), status=STARTED)
+    held = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=baseline.cursor)
+    instance.delete_run(producer_run.run_id)
+    assert [held.get_num_requested(k) for k in CONSUMERS] == [0, 0]
+    # the next batch's run is under way (as while files keep landing): they do not wait on a streamed
+    # product's micro-batches, they read what was published
+    next_batch = instance.create_run_for_job(defs.resolve_job_def(BATCH_JOB), status=STARTED)
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=held.cursor)
     instance.delete_run(next_batch.run_id)
     assert [tick.get_num_requested(k) for k in CONSUMERS] == [1, 1]
     quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)

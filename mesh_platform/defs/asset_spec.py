@@ -21,7 +21,7 @@ import dagster as dg
 from mesh_platform.checks.asset_checks import check_specs
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.masking import pii_columns
-from mesh_platform.orchestration.automation import automation_attributes
+from mesh_platform.orchestration.automation import STREAMED_TAG, automation_attributes
 from mesh_platform.sdk import SuiteFn
 from mesh_platform.sql.syntax import SQL_TYPES
 
@@ -123,13 +123,17 @@ def mesh_spec(
     product: Product | None,
     description: str | None = None,
     suites: Sequence[SuiteFn] = (),
+    streamed: bool = False,
 ) -> MeshSpec:
     """The asset `name` of `descriptor`'s domain, built by `kind` (`python`, `dbt`): a product when
-    `product` is given (its descriptor entry), else an internal asset described by `description`."""
+    `product` is given (its descriptor entry), else an internal asset described by `description`.
+    `streamed`: the asset is refreshed by micro-batches of landing files (tag `mesh/refresh: stream`)."""
     if product is not None:
         attributes = product_attributes(descriptor, product, kind)
         checks = check_specs(descriptor, product, suites)
     else:
         attributes = internal_attributes(descriptor, name, description, kind)
         checks = []
+    if streamed:
+        attributes["tags"] = {**attributes["tags"], **STREAMED_TAG}
     return MeshSpec({**attributes, **automation_attributes(descriptor, product)}, checks)

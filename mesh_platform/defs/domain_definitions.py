@@ -122,6 +122,15 @@ def code_access_problems(mesh: Mesh, descriptor: Descriptor) -> list[Problem]:
     ]
 
 
+def streamed_names(fns: list[AssetFn]) -> set[str]:
+    """The domain's Python assets refreshed by its micro-batches: those that ingest a landing folder
+    and, within the domain, what reads them (the batch job's selection)."""
+    streamed = {fn.name for fn in fns if fn.landing}
+    while grown := {fn.name for fn in fns if fn.name not in streamed and streamed & set(fn.reads)}:
+        streamed |= grown
+    return streamed
+
+
 def landing_problems(mesh: Mesh, domain: str, landing: list[str], code_file: str) -> list[Problem]:
     """A landing folder belongs to one domain: its sandbox may read it, no other's may."""
     problems = []
@@ -185,6 +194,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     landing = sorted({fn.landing for fn in fns if fn.landing})
     problems += landing_problems(mesh, domain, landing, code_file)
     built: set[str] = set()
+    streamed = streamed_names(fns)
     resolve = functools.partial(mesh.resolve, domain)
     sunset = {p.name for p in descriptor.products if p.sunset_passed()}  # older majors no longer built
     for fn in fns:
@@ -213,7 +223,9 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         built.add(fn.name)
         if fn.name in sunset:
             continue
-        parts.assets.append(build_python_asset(fn, descriptor, suites.get(fn.name, ()), landing, resolve))
+        parts.assets.append(
+            build_python_asset(fn, descriptor, suites.get(fn.name, ()), landing, resolve, fn.name in streamed)
+        )
 
     if mesh.project.dbt_project_dir(domain) is not None:
         # imported here: dagster_dbt is slow to import, a cost paid only by domains that have a dbt project

@@ -85,12 +85,14 @@ def build_python_asset(
     suites: Sequence[SuiteFn] = (),
     landing: Sequence[str] = (),
     resolve: Callable[[str], str] = str,
+    streamed: bool = False,
 ) -> dg.AssetsDefinition:
     """`landing`: the landing folders the domain's assets declare (its sandbox may read them);
-    `resolve`: another domain's product as named in `reads` -> the product (major) the domain reads."""
+    `resolve`: another domain's product as named in `reads` -> the product (major) the domain reads;
+    `streamed`: the asset is refreshed by the domain's micro-batches of landing files."""
     domain = descriptor.domain
     product = descriptor.product(asset_fn.name) if asset_fn.role == "product" else None
-    planned = mesh_spec(descriptor, asset_fn.name, "python", product, asset_fn.description, suites)
+    planned = mesh_spec(descriptor, asset_fn.name, "python", product, asset_fn.description, suites, streamed)
     spec = planned.spec(deps=[dep_key(domain, resolve(r) if "." in r else r) for r in asset_fn.reads])
     consumed = [r for r in asset_fn.reads if "." in r]
     via = f"{domain}.{asset_fn.name}"

@@ -21,13 +21,17 @@ import dagster as dg
 
 from mesh_platform.descriptor.model import Descriptor, Product
 
+STREAMED_TAG = {"mesh/refresh": "stream"}  # an asset the domain's micro-batches of landing files refresh
+
 
 def consumer_condition() -> dg.AutomationCondition:
-    eager = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_in_progress())
+    streamed = dg.AssetSelection.tag(*next(iter(STREAMED_TAG.items())))
+    batch_in_progress = dg.AutomationCondition.any_deps_in_progress().ignore(streamed)
+    eager = dg.AutomationCondition.eager().replace("any_deps_in_progress", batch_in_progress)
     check_failed = dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
     blocked = dg.AutomationCondition.any_deps_match(check_failed).with_label("a dependency's blocking check failed")
     return (eager & ~blocked).with_label(
-        "eager (even while a dependency's run is in progress), unless a dependency's blocking check failed"
+        "eager (not waiting on a streamed dependency's micro-batch), unless a dependency's blocking check failed"
     )
 
 
