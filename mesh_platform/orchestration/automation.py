@@ -1,15 +1,17 @@
 """Declarative automation and freshness, applied once to every asset from its descriptor.
 
 A domain that consumes other domains' products updates when they are published, not on a clock:
-each of its assets is `eager` (any dependency updated, none missing, the asset itself not in
-progress) unless a dependency's blocking check failed on its latest materialization, so a
-product whose blocking checks failed (and was not published) never triggers its consumers. Unlike
-Dagster's plain `eager` (and `all_deps_blocking_checks_passed`, false while a dependency's checks
-are planned in a run) it does not wait while a dependency's run is in progress: a consumer reads the
-versions its producers have published, which passed their blocking checks, never a run's work in
-progress, and a producer fed by a stream of landing files is in progress most of the time, which
-would hold its consumers back for as long as the stream flows. A product's `freshness` becomes a
-Dagster freshness policy.
+each of its assets is Dagster's `eager` (any dependency updated, none missing or in progress, the
+asset itself not in progress), unless a dependency's blocking check failed on its latest
+materialization, so a product whose blocking checks failed (and was not published) never triggers
+its consumers. One difference: a dependency tagged `mesh/refresh: stream` (what a landing folder
+feeds, refreshed by micro-batches) does not hold its consumers while one of its batch runs is in
+progress. With files landing every few seconds such a product is in progress most of the time,
+and its consumers would wait for a pause in the stream; they read the version published last,
+which passed its blocking checks, never a run's work in progress. (Dagster's
+`all_deps_blocking_checks_passed` is not used for the same reason: it is false while a
+dependency's checks are planned in a run.) A product's `freshness` becomes a Dagster freshness
+policy.
 """
 
 from __future__ import annotations
