@@ -33,7 +33,7 @@ from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn, SuiteFn
 
 DOMAIN_PACKAGE = "mesh_domains"
-AUTOMATION_INTERVAL_S = 5  # the asset daemon evaluates at most every 5 s
+AUTOMATION_INTERVAL_S = 10
 
 
 @dataclass
