@@ -263,9 +263,10 @@ def test_daemon_dequeues_runs_one_per_domain(pg: PostgresServer, prod: dict, dae
     env, workspace = daemon
     before = {r for (r,) in q(pg, "SELECT run_id FROM runs")}
     for domain in ("pharmacy", "pharmacy", "scheduling"):
+        # a code server per launch: over 300 s while the whole suite loads the 2 cores
         launch = subprocess.run(
             [DAGSTER, "job", "launch", "-w", str(workspace), "-l", domain, "-j", domain],
-            cwd=prod["root"], env=env, capture_output=True, text=True, timeout=300,
+            cwd=prod["root"], env=env, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         assert launch.returncode == 0, launch.stdout + launch.stderr
     deadline = time.monotonic() + 600
