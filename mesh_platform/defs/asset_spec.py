@@ -21,7 +21,7 @@ import dagster as dg
 from mesh_platform.checks.asset_checks import check_specs
 from mesh_platform.descriptor.model import Descriptor, Product
 from mesh_platform.governance.masking import pii_columns
-from mesh_platform.orchestration.automation import STREAMED_TAG, automation_attributes
+from mesh_platform.orchestration.automation import REFRESH_TAG, STREAM, automation_attributes
 from mesh_platform.sdk import SuiteFn
 from mesh_platform.sql.syntax import SQL_TYPES
 
@@ -135,5 +135,5 @@ def mesh_spec(
         attributes = internal_attributes(descriptor, name, description, kind)
         checks = []
     if streamed:
-        attributes["tags"] = {**attributes["tags"], **STREAMED_TAG}
+        attributes["tags"] = {**attributes["tags"], REFRESH_TAG: STREAM}
     return MeshSpec({**attributes, **automation_attributes(descriptor, product)}, checks)

@@ -23,11 +23,12 @@ import dagster as dg
 
 from mesh_platform.descriptor.model import Descriptor, Product
 
-STREAMED_TAG = {"mesh/refresh": "stream"}  # an asset the domain's micro-batches of landing files refresh
+# the tag of an asset the domain's micro-batches of landing files refresh
+REFRESH_TAG, STREAM = "mesh/refresh", "stream"
 
 
 def consumer_condition() -> dg.AutomationCondition:
-    streamed = dg.AssetSelection.tag(*next(iter(STREAMED_TAG.items())))
+    streamed = dg.AssetSelection.tag(REFRESH_TAG, STREAM)
     batch_in_progress = dg.AutomationCondition.any_deps_in_progress().ignore(streamed)
     eager = dg.AutomationCondition.eager().replace("any_deps_in_progress", batch_in_progress)
     check_failed = dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)

@@ -29,7 +29,6 @@ class JobLoader(Generic[T]):
         self._load = load
         self._queue = list(order)
         self._loading: str | None = None  # the domain being loaded, by whichever thread
-        self._wanted: list[str] = []  # domains `get` waits for: loaded before the queue's
         self._done: dict[str, T | BaseException] = {}
         self._changed = threading.Condition()
         self._stopped = False
@@ -50,8 +49,7 @@ class JobLoader(Generic[T]):
                     return None
                 self._changed.wait()
             if domain is None and not self._stopped:
-                wanted = [d for d in self._wanted if d not in self._done]
-                domain = wanted[0] if wanted else self._queue[0] if self._queue else None
+                domain = self._queue[0] if self._queue else None
             if domain is None or domain in self._done:
                 return None
             if domain in self._queue:
@@ -79,7 +77,9 @@ class JobLoader(Generic[T]):
         with self._changed:
             if self._stopped and domain not in self._done:
                 raise RuntimeError("the job loader was stopped")
-            self._wanted.append(domain)
+            if domain in self._queue:  # next, whichever thread takes it
+                self._queue.remove(domain)
+                self._queue.insert(0, domain)
         if self._take(domain) == domain:
             self._load_one(domain)
         with self._changed:
