@@ -129,6 +129,7 @@ def prod(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
+        _wait_for_daemon(pg_url, daemon, base / "home" / "daemon.log")
         started = time.monotonic()
         run = run_mesh_cli("run", env=env, cwd=root)
         yield {
@@ -143,6 +144,22 @@ def prod(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
             os.killpg(daemon.pid, signal.SIGKILL)
             daemon.wait()
         log.close()
+
+
+def _wait_for_daemon(url: str, daemon: subprocess.Popen, log: Path) -> None:
+    """As an operator would: `mesh run` once the daemon reports (it loads every code location
+    first, which takes minutes while the whole suite loads the machine)."""
+    from dagster_postgres import PostgresRunStorage
+
+    deadline = time.monotonic() + 600
+    storage = PostgresRunStorage(url)
+    try:
+        while not storage.get_daemon_heartbeats():
+            assert daemon.poll() is None, f"dagster-daemon exited {daemon.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"dagster-daemon did not report in 600 s:\n{log.read_text()}"
+            time.sleep(2)
+    finally:
+        storage.dispose()
 
 
 # the runs `mesh run` made: the fixture's daemon also runs the sensors and automation of the mesh

@@ -48,7 +48,7 @@ def run(
         names = ", ".join(repr(d) for d in unknown)
         invalid(f"unknown domain(s) {names}; domains: {', '.join(mesh.project.domain_names())}")
     check_warehouse(mesh)
-    results = run_mesh(mesh, domain or None, lambda line: err.print(line, markup=False), jobs)
+    results = run_mesh(mesh, domain or None, lambda line: err.print(line, markup=False, soft_wrap=True), jobs)
     out.print(summary_table(results))
     for renderable in product_reports(results):
         err.print(renderable)

@@ -46,7 +46,13 @@ LAUNCHED_BY = {"mesh/launched_by": "mesh run"}
 WORKSPACE = "workspace.yaml"  # one code location per domain
 POLL_S = 0.5
 HEALTH_EVERY_S = 2.0
-QUEUED_WITHOUT_DAEMON_S = 60.0  # prod: a queued run waits for the daemon; none answering is an error
+# prod: a queued run waits for dagster-daemon. One that has not reported for DAEMON_SILENT_S is not
+# running (it reports every 30 s); after QUEUED_HINT_S in the queue without one, `mesh run` says so,
+# and after QUEUED_WITHOUT_DAEMON_S it gives up. A daemon started with `mesh run` may take minutes
+# on a loaded machine to load its code locations and report for the first time.
+DAEMON_SILENT_S = 90.0
+QUEUED_HINT_S = 30.0
+QUEUED_WITHOUT_DAEMON_S = 300.0
 CANCEL_WAIT_S = 60.0
 LOADER_STOP_WAIT_S = 30.0  # a location's load in progress when `mesh run` ends (or Ctrl-C)
 Loader: TypeAlias = "JobLoader[LinkedJob]"
@@ -238,6 +244,7 @@ class InFlight:
     cursor: str | None = None
     checked: float = 0.0
     queued_since: float | None = None
+    hinted: bool = False  # said that no daemon is running
     notes: list[str] = field(default_factory=list)  # why the run ended, when the run did not say
 
 
@@ -315,12 +322,7 @@ class DomainRuns:
         now = time.monotonic()
         if run.status == DagsterRunStatus.QUEUED:
             flight.queued_since = flight.queued_since or now
-            if now - flight.queued_since > QUEUED_WITHOUT_DAEMON_S and not self.daemon_running():
-                self.instance.run_coordinator.cancel_run(run.run_id)
-                flight.notes.append(
-                    "the run waited in the queue and no dagster-daemon is running to launch it "
-                    "(start `dagster-daemon run -w workspace.yaml` for this instance)"
-                )
+            self.check_queue(flight, now - flight.queued_since)
         elif now - flight.checked > HEALTH_EVERY_S and self.instance.run_launcher.supports_check_run_worker_health:
             flight.checked = now
             health = self.instance.run_launcher.check_run_worker_health(run)
@@ -329,9 +331,23 @@ class DomainRuns:
                 flight.notes.append(health.msg or "its run worker died")
         return None
 
+    def check_queue(self, flight: InFlight, queued_s: float) -> None:
+        """A run queued while no dagster-daemon reports: say so, then give up on it."""
+        if queued_s < QUEUED_HINT_S or self.daemon_running():
+            return
+        start = "start `dagster-daemon run -w workspace.yaml` for this instance"
+        if queued_s < QUEUED_WITHOUT_DAEMON_S:
+            if not flight.hinted:
+                flight.hinted = True
+                self.emit(f"{flight.domain}: queued, and no dagster-daemon is running to launch it")
+                self.emit(f"  {start} (waiting up to {QUEUED_WITHOUT_DAEMON_S:.0f} s)")
+            return
+        self.instance.run_coordinator.cancel_run(flight.run_id)
+        flight.notes.append(f"the run waited in the queue and no dagster-daemon is running to launch it ({start})")
+
     def daemon_running(self) -> bool:
         beats = self.instance.get_daemon_heartbeats()
-        return any(time.time() - beat.timestamp < QUEUED_WITHOUT_DAEMON_S for beat in beats.values())
+        return any(time.time() - beat.timestamp < DAEMON_SILENT_S for beat in beats.values())
 
     def result(self, flight: InFlight, run: Any) -> DomainResult:
         from mesh_platform.orchestration.launcher import LOG_TAG
