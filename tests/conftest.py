@@ -34,12 +34,12 @@ def copy_project(dest: Path) -> Path:
 def add_code_location(project: Path, domain: str) -> None:
     """What `mesh new-domain` adds besides the descriptor: the domain's definitions.py and its
     workspace.yaml entry (Dagster runs a domain through its code location)."""
+    from mesh_platform.project.workspace_file import WORKSPACE, with_location
     from mesh_platform.scaffold.render import render
 
     (project / "domains" / domain / "definitions.py").write_text(render("domain/definitions.py", domain=domain))
-    workspace = project / "workspace.yaml"
-    text = workspace.read_text().rstrip("\n") + "\n" + render("domain/workspace_entry.yaml", domain=domain)
-    workspace.write_text(text if text.endswith("\n") else text + "\n")
+    workspace = project / WORKSPACE
+    workspace.write_text(with_location(workspace.read_text(), domain))
 
 
 def mesh_env(project: Path, home: Path) -> dict[str, str]:

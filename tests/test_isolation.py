@@ -16,6 +16,7 @@ from mesh_platform.defs.domain_definitions import domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh
+from mesh_platform.project.workspace_file import entry_for
 from tests.conftest import MESH, copy_project, mesh_env, run_mesh_cli, run_spans
 
 pytestmark = pytest.mark.slow
@@ -207,3 +208,33 @@ def test_a_broken_descriptor_breaks_only_its_own_domain(tmp_path: Path) -> None:
     broken = run_mesh_cli("run", "--domain", "pharmacy", env=env, cwd=root)
     assert broken.returncode == 1 and "pharmacy: invalid" in broken.stderr and "[utf-8]" in broken.stderr
     assert "Traceback" not in broken.stderr
+
+
+def test_validate_names_a_domain_the_workspace_cannot_run(project: Path, tmp_path: Path) -> None:
+    """A domain without its code location validated and then could not run (neither `mesh run` nor
+    the UI): `mesh validate` names the entry to add, a location loading another domain's code, and
+    one loading a file that is not there."""
+    workspace = project / "workspace.yaml"
+    lines = workspace.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if "location_name: pharmacy," not in line]
+    kept = [line.replace("domains/scheduling/", "domains/patients/") for line in kept]
+    kept.append(entry_for("gone"))
+    workspace.write_text("".join(kept))
+    proc = run_mesh_cli("validate", "--json", env=mesh_env(project, tmp_path / "home"), cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    found = {(p["field"], p["message"]) for p in json.loads(proc.stdout)["problems"] if p["file"] == "workspace.yaml"}
+    assert found == {
+        (
+            "pharmacy",
+            "domain 'pharmacy' has no code location, so neither `mesh run` nor the UI can run it; add under "
+            "load_from: - python_file: {relative_path: domains/pharmacy/definitions.py, location_name: pharmacy, "
+            "working_directory: .}",
+        ),
+        ("scheduling", "code location 'scheduling' loads domains/patients/definitions.py, not its domain's "
+         "domains/scheduling/definitions.py"),
+        ("gone", "code location 'gone' loads domains/gone/definitions.py, which is not there"),
+    }  # fmt: skip
+    workspace.write_text("load_from: [\n")
+    proc = run_mesh_cli("validate", env=mesh_env(project, tmp_path / "home"), cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "workspace.yaml: [workspace-location] workspace.yaml is not valid YAML" in proc.stderr

@@ -11,6 +11,7 @@ from mesh_platform.descriptor.load import DESCRIPTOR_FILE
 from mesh_platform.descriptor.model import OWNER_PATTERN, PRODUCT_REF_PATTERN, Descriptor
 from mesh_platform.descriptor.rules import product_rules
 from mesh_platform.project.mesh import Mesh
+from mesh_platform.project.workspace_file import WORKSPACE, with_location
 from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError, apply
 from mesh_platform.scaffold.content import ExampleProduct, ProductContent
 from mesh_platform.scaffold.name_rules import InvalidName, check_name
@@ -18,7 +19,6 @@ from mesh_platform.scaffold.plan import FilePlan
 from mesh_platform.scaffold.render import one_line, render, yaml_scalar
 
 KINDS = ("python", "dbt")
-WORKSPACE = "workspace.yaml"
 
 
 def _check_consumes(mesh: Mesh, domain: str, consumes: list[str]) -> list[str]:
@@ -49,15 +49,10 @@ def _workspace_with(mesh: Mesh, domain: str) -> str:
     path = mesh.project.root / WORKSPACE
     if not path.exists():
         raise ScaffoldError(f"{WORKSPACE} not found in {mesh.project.root}: it lists one code location per domain")
-    text = path.read_text()
-    locations = yaml.safe_load(text).get("load_from") or []
-    names = [next(iter(entry.values())).get("location_name") for entry in locations if isinstance(entry, dict)]
-    if domain in names:
-        raise ScaffoldError(f"{WORKSPACE} already has a code location named {domain!r}")
-    new = text.rstrip("\n") + "\n" + render("domain/workspace_entry.yaml", domain=domain)
-    parsed = yaml.safe_load(new)["load_from"]
-    assert parsed[-1]["python_file"]["location_name"] == domain, "workspace entry did not parse back"
-    return new
+    try:
+        return with_location(path.read_text(), domain)
+    except ValueError as exc:
+        raise ScaffoldError(f"{WORKSPACE} {exc}") from exc
 
 
 def _business_process(mesh: Mesh) -> str:
