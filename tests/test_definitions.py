@@ -108,3 +108,30 @@ def test_orchestration_follows_the_descriptors() -> None:
     assert "scheduling__appointment_events_landing" in {
         s.name for s in domain_definitions("scheduling", mesh).sensors or ()
     }
+
+
+def test_a_dbt_model_over_a_streamed_asset_is_tagged_streamed(tmp_path: Path) -> None:
+    """A dbt model built on what a landing folder feeds is refreshed by the same micro-batches, so
+    its consumers must not wait on its runs either (automation ignores dependencies tagged
+    `mesh/refresh: stream`); a model that reads none of it is not tagged."""
+    from tests.conftest import copy_project
+
+    root = copy_project(tmp_path / "project")
+    dbt = root / "dbt_projects" / "scheduling"
+    (dbt / "models").mkdir(parents=True)
+    (dbt / "dbt_project.yml").write_text(
+        (root / "dbt_projects" / "patients" / "dbt_project.yml").read_text().replace("patients", "scheduling")
+    )
+    (dbt / "models" / "_sources.yml").write_text(
+        "version: 2\nsources:\n  - name: scheduling\n    schema: main\n    tables:\n      - name: appointments\n"
+    )
+    (dbt / "models" / "booked_per_site.sql").write_text(
+        "select site_id, count(*) as booked from {{ source('scheduling', 'appointments') }} group by site_id\n"
+    )
+    (dbt / "models" / "booked_sites.sql").write_text("select distinct site_id from {{ ref('booked_per_site') }}\n")
+    (dbt / "models" / "constant.sql").write_text("select 1 as one\n")
+    graph = domain_definitions("scheduling", Mesh.load(MeshProject.discover(root))).resolve_asset_graph()
+    refresh = {node.key.to_user_string(): node.tags.get("mesh/refresh") for node in graph.asset_nodes}
+    assert refresh["scheduling/booked_per_site"] == refresh["scheduling/booked_sites"] == "stream"
+    assert refresh["scheduling/constant"] is None
+    assert refresh["scheduling/appointments"] == "stream"

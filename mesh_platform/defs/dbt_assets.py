@@ -8,7 +8,7 @@ suites). What a step does with them is in `dbt_step`.
 """
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
 from mesh_platform.defs.asset_spec import MeshSpec, mesh_spec
-from mesh_platform.defs.dbt_project import definitions_manifest
 from mesh_platform.defs.mesh_resource import MeshResource
 from mesh_platform.defs.publish import TRANSIENT_RETRIES
 from mesh_platform.descriptor.model import Descriptor, Product
@@ -34,10 +33,14 @@ class MeshDbtTranslator(DagsterDbtTranslator):
     """dbt resources as the mesh's assets; the mesh's spec of each model is kept in `mesh_specs`."""
 
     def __init__(
-        self, descriptor: Descriptor, suites: Mapping[str, Sequence[SuiteFn]], resolve: Callable[[str], str] = str
+        self,
+        descriptor: Descriptor,
+        suites: Mapping[str, Sequence[SuiteFn]],
+        resolve: Callable[[str], str] = str,
+        streamed: Collection[str] = (),
     ):
         super().__init__(DagsterDbtTranslatorSettings(enable_code_references=False))
-        self.descriptor, self.suites, self.resolve = descriptor, suites, resolve
+        self.descriptor, self.suites, self.resolve, self.streamed = descriptor, suites, resolve, streamed
         self.mesh_specs: dict[dg.AssetKey, MeshSpec] = {}
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> dg.AssetSpec:
@@ -51,18 +54,10 @@ class MeshDbtTranslator(DagsterDbtTranslator):
             return spec
         name = props["name"]
         product = self.descriptor.product(name)
-        planned = mesh_spec(
-            self.descriptor, name, "dbt", product, props.get("description") or None, self.suites.get(name, ())
-        )
+        description, suites = props.get("description") or None, self.suites.get(name, ())
+        planned = mesh_spec(self.descriptor, name, "dbt", product, description, suites, name in self.streamed)
         self.mesh_specs[planned.key] = planned
         return planned.applied_to(spec)
-
-
-def load_manifest(project: MeshProject, domain: str) -> dict[str, Any]:
-    """The project's manifest as of its files on disk (`dbt_project.definitions_manifest`)."""
-    dbt_dir = project.dbt_project_dir(domain)
-    assert dbt_dir is not None
-    return definitions_manifest(dbt_dir, project.dbt_dir, domain)
 
 
 def dbt_problems(manifest: Mapping[str, Any], descriptor: Descriptor, file: str) -> list[Problem]:
@@ -233,14 +228,16 @@ def build_dbt_assets(
     suites: Mapping[str, Sequence[SuiteFn]] | None = None,
     resolve: Callable[[str], str] = str,
     exclude: Sequence[str] = (),
+    streamed: Collection[str] = (),
 ) -> dg.AssetsDefinition:
     """`resolve`: a consumed product (a dbt source) -> the major the domain reads; `exclude`: models
-    not built (older majors past their sunset)."""
+    not built (older majors past their sunset); `streamed`: models refreshed by the domain's
+    micro-batches of landing files."""
     from mesh_platform.defs.dbt_step import run_dbt_step
 
     suites = suites or {}
     domain = descriptor.domain
-    translator = MeshDbtTranslator(descriptor, suites, resolve)
+    translator = MeshDbtTranslator(descriptor, suites, resolve, streamed)
     specs, dbt_checks = dbt_specs(translator, manifest, f"{domain}__dbt_parsed", exclude)
     plan = dbt_plan(descriptor, project, manifest, specs, dbt_checks, suites)
     mesh_checks = [check for key in plan.products for check in translator.mesh_specs[key].checks]

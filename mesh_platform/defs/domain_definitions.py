@@ -12,9 +12,11 @@ import json
 import re
 import sys
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import dagster as dg
 
@@ -122,11 +124,13 @@ def code_access_problems(mesh: Mesh, descriptor: Descriptor) -> list[Problem]:
     ]
 
 
-def streamed_names(fns: list[AssetFn]) -> set[str]:
-    """The domain's Python assets refreshed by its micro-batches: those that ingest a landing folder
-    and, within the domain, what reads them (the batch job's selection)."""
+def streamed_names(fns: list[AssetFn], models: Mapping[str, Sequence[str]]) -> set[str]:
+    """The domain's assets refreshed by its micro-batches: the Python assets that ingest a landing
+    folder and, within the domain, what reads them, Python or dbt (the batch job's selection).
+    `models`: each dbt model's name -> the names of the domain's own assets it reads."""
+    reads = {fn.name: set(fn.reads) for fn in fns} | {name: set(inputs) for name, inputs in models.items()}
     streamed = {fn.name for fn in fns if fn.landing}
-    while grown := {fn.name for fn in fns if fn.name not in streamed and streamed & set(fn.reads)}:
+    while grown := {name for name, read in reads.items() if name not in streamed and streamed & read}:
         streamed |= grown
     return streamed
 
@@ -169,6 +173,32 @@ def parse_problem(mesh: Mesh, dbt_dir: Path, domain: str, message: str) -> Probl
     return Problem(file, "", "dbt-parse", " ".join(message.split())[:1500], domain=domain)
 
 
+def dbt_manifest(mesh: Mesh, domain: str, dbt_dir: Path, file: str) -> dict[str, Any]:
+    """The domain's dbt manifest, parsed again by dbt when a file of the project changed since it
+    was made; a parse error is the domain's problem, in the file dbt names."""
+    from mesh_platform.defs.dbt_project import DbtParseError, definitions_manifest
+
+    try:
+        return definitions_manifest(dbt_dir, mesh.project.dbt_dir, domain)
+    except DbtParseError as exc:
+        raise MeshDefinitionError([parse_problem(mesh, dbt_dir, domain, str(exc))]) from exc
+    except (OSError, ValueError) as exc:
+        raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
+
+
+def own_model_inputs(manifest: Mapping[str, Any], domain: str) -> dict[str, list[str]]:
+    """Each dbt model's name -> the names of the domain's own assets (sources and models) it reads."""
+    from mesh_platform.defs.dbt_assets import model_inputs
+
+    nodes = manifest.get("nodes", {})
+    own = f"{domain}."
+    return {
+        node["name"]: [ref.removeprefix(own) for ref in model_inputs(manifest, uid, domain) if ref.startswith(own)]
+        for uid, node in nodes.items()
+        if node["resource_type"] == "model"
+    }
+
+
 def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     problems = list(mesh.problems_for(domain))
     descriptor = mesh.descriptors.get(domain)
@@ -194,7 +224,9 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     landing = sorted({fn.landing for fn in fns if fn.landing})
     problems += landing_problems(mesh, domain, landing, code_file)
     built: set[str] = set()
-    streamed = streamed_names(fns)
+    dbt_dir = mesh.project.dbt_project_dir(domain)
+    manifest = dbt_manifest(mesh, domain, dbt_dir, file) if dbt_dir is not None else None
+    streamed = streamed_names(fns, own_model_inputs(manifest, domain) if manifest else {})
     resolve = functools.partial(mesh.resolve, domain)
     sunset = {p.name for p in descriptor.products if p.sunset_passed()}  # older majors no longer built
     for fn in fns:
@@ -227,24 +259,10 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
             build_python_asset(fn, descriptor, suites.get(fn.name, ()), landing, resolve, fn.name in streamed)
         )
 
-    if mesh.project.dbt_project_dir(domain) is not None:
+    if dbt_dir is not None and manifest is not None:
         # imported here: dagster_dbt is slow to import, a cost paid only by domains that have a dbt project
-        from mesh_platform.defs.dbt_assets import (
-            asset_key_problems,
-            build_dbt_assets,
-            dbt_problems,
-            load_manifest,
-        )
-        from mesh_platform.defs.dbt_project import DbtParseError
+        from mesh_platform.defs.dbt_assets import asset_key_problems, build_dbt_assets, dbt_problems
 
-        dbt_dir = mesh.project.dbt_project_dir(domain)
-        assert dbt_dir is not None
-        try:  # parsed again by dbt when a file of the project changed since its manifest was made
-            manifest = load_manifest(mesh.project, domain)
-        except DbtParseError as exc:
-            raise MeshDefinitionError([parse_problem(mesh, dbt_dir, domain, str(exc))]) from exc
-        except (OSError, ValueError) as exc:
-            raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
         problems += dbt_problems(manifest, descriptor, file)
         parts.warnings += [
             replace(p, file=mesh.project.rel(dbt_dir / p.file)) for p in dbt_bypasses(manifest, domain, others, file)
@@ -253,8 +271,9 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
         problems += key_problems
         if not key_problems:  # Dagster refuses the specs of a name it cannot use
             models = {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
+            excluded = sorted(sunset & models)
             parts.assets.append(
-                build_dbt_assets(descriptor, mesh.project, manifest, suites, resolve, sorted(sunset & models))
+                build_dbt_assets(descriptor, mesh.project, manifest, suites, resolve, excluded, streamed)
             )
         built |= {n["name"] for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"}
 
