@@ -59,7 +59,13 @@ def performance_table(results: dict) -> str:
     if stream:
         lines.append(
             f"- The stream ({stream['batches']} batches every {stream['interval_s']} s, daemon running): landing to "
-            f"published p50 {stream['latency_p50_s']} s, p95 {stream['latency_p95_s']} s."
+            f"published p50 {stream['latency_p50_s']} s, p95 {stream['latency_p95_s']} s"
+            + (
+                f"; to its consumer `{stream['consumer']}` updated p50 {stream['consumer_latency_p50_s']} s, "
+                f"p95 {stream['consumer_latency_p95_s']} s ({stream['batches_in_consumer']} of the batches reached it)."
+                if stream.get("consumer_latency_p50_s") is not None
+                else "."
+            )
         )
     return "\n".join(lines) + "\n"
 
