@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from mesh_platform.project.dagster_instance import InstanceConfigError, dagster_yaml, mesh_env, postgres_target
+from mesh_platform.project.workspace_file import entry_for
 from tests.conftest import E2E_SCALE, MESH, copy_project, run_mesh_cli
 from tests.conftest import mesh_env as project_env
 from tests.pg_support import PostgresServer, free_port, postgres_or_skip
@@ -265,22 +266,19 @@ def test_concurrent_mesh_runs_share_the_instance(pg: PostgresServer, prod: dict)
     )
 
 
-@pytest.fixture
-def daemon(prod: dict) -> Iterator[tuple[dict[str, str], Path]]:
-    """The prod instance's `dagster-daemon`, over the workspace of every domain."""
-    yield prod["daemon_env"], prod["root"] / "workspace.yaml"
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.xdist_group("postgres")
-def test_daemon_dequeues_runs_one_per_domain(pg: PostgresServer, prod: dict, daemon: tuple) -> None:
+def test_daemon_dequeues_runs_one_per_domain(pg: PostgresServer, prod: dict) -> None:
     """Runs submitted through the instance wait in the queue (QueuedRunCoordinator); the daemon
     launches them, never two of the same domain at once (tag mesh/domain, limit 1 per value)."""
-    env, workspace = daemon
+    env = prod["daemon_env"]  # the daemon the fixture started launches the queued runs
     before = {r for (r,) in q(pg, "SELECT run_id FROM runs")}
     for domain in ("pharmacy", "pharmacy", "scheduling"):
-        # a code server per launch: over 300 s while the whole suite loads the 2 cores
+        # the domain's own code location (as in workspace.yaml, which the daemon loads): `dagster
+        # job launch` starts a code server for every location of the workspace it is given
+        workspace = prod["root"] / f"workspace.{domain}.yaml"
+        workspace.write_text("load_from:\n" + entry_for(domain))
         launch = subprocess.run(
             [DAGSTER, "job", "launch", "-w", str(workspace), "-l", domain, "-j", domain],
             cwd=prod["root"], env=env, capture_output=True, text=True, timeout=900,
