@@ -126,13 +126,20 @@ def webserver(
             time.sleep(2)
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)  # dagster dev's graceful shutdown can take minutes on a busy machine
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        stop_process_group(proc, 20)  # dagster dev's graceful shutdown can take minutes on a busy machine
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the process group `proc` leads (started with `start_new_session`), up to `grace_s`
+    for it to exit, then SIGKILL to what is left of the group: a Dagster code server the webserver or
+    the daemon started can hang in its own shutdown and outlive them, holding hundreds of MB."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
 
 
 def launch_chromium(playwright: Playwright) -> Browser:

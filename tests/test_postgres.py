@@ -9,8 +9,6 @@ and SQL against the server shows what Dagster stored. Bad settings fail at start
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.ui_screenshot import stop_process_group
 from mesh_platform.project.dagster_instance import InstanceConfigError, dagster_yaml, mesh_env, postgres_target
 from mesh_platform.project.workspace_file import entry_for
 from tests.conftest import E2E_SCALE, MESH, copy_project, run_mesh_cli
@@ -138,12 +137,7 @@ def prod(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
             "daemon_env": daemon_env,
         }  # fmt: skip
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
+        stop_process_group(daemon, 60)
         log.close()
 
 
