@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 import duckdb
 
 from devtools.appointment_feed import Batch, Feed
+from devtools.process_groups import stop_process_group
 from mesh_platform.orchestration.run_worker_server import ServerPaths, ensure_server
 from mesh_platform.project.locations import MeshHome, MeshProject
 from mesh_platform.storage.product_store import ProductStore
@@ -86,18 +86,6 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
-def _wait_for_group(pgid: int, timeout: float) -> None:
-    """Until the daemon's run processes (its process group) have ended too: one still writing into
-    the home made the bench's temporary directory fail to be removed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-
-
 def measure(
     scale: float, batches: int, interval: float, bookings: int, backlog: int, backlog_bookings: int, work: Path
 ) -> dict[str, Any]:
@@ -138,9 +126,9 @@ def measure(
         watcher.stop.set()
         events = sum(b.events for b in burst.values())
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=120)
-        _wait_for_group(daemon.pid, timeout=60)
+        # every process of the daemon's group ended: one left writing into the home made the
+        # bench's temporary directory fail to be removed
+        stop_process_group(daemon, 120)
     load_after = round(os.getloadavg()[0], 2)
     result = {
         "scale": scale,

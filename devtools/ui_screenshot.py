@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from devtools.process_groups import stop_process_group
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
@@ -127,19 +128,6 @@ def webserver(
         yield server
     finally:
         stop_process_group(proc, 20)  # dagster dev's graceful shutdown can take minutes on a busy machine
-
-
-def stop_process_group(proc: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM to the process group `proc` leads (started with `start_new_session`), up to `grace_s`
-    for it to exit, then SIGKILL to what is left of the group: a Dagster code server the webserver or
-    the daemon started can hang in its own shutdown and outlive them, holding hundreds of MB."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
 
 
 def launch_chromium(playwright: Playwright) -> Browser:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devtools.ui_screenshot import stop_process_group
+from devtools.process_groups import stop_process_group
 from mesh_platform.project.dagster_instance import InstanceConfigError, dagster_yaml, mesh_env, postgres_target
 from mesh_platform.project.workspace_file import entry_for
 from tests.conftest import E2E_SCALE, MESH, copy_project, run_mesh_cli
