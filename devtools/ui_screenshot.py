@@ -137,8 +137,13 @@ def launch_chromium(playwright: Playwright) -> Browser:
 
 
 def new_page(browser: Browser, width: int = 1600, height: int = 1000) -> Page:
-    """A page whose Dagster "Join the community" prompt is dismissed whenever it shows."""
-    page = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True).new_page()
+    """A page without Dagster's "Join the community" prompt. The UI opens it a second after a page
+    loads unless the browser has dismissed it (what its Skip button stores): opened while a menu was
+    open, it closed the menu under the next click. So the page starts with it dismissed, and if a
+    Dagster upgrade renames that key, the prompt is skipped whenever it shows."""
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    context.add_init_script(f"window.localStorage.setItem('communityNux', {json.dumps(json.dumps('1'))})")
+    page = context.new_page()
     page.add_locator_handler(
         page.get_by_text("Join the Dagster community"),
         lambda: page.get_by_role("button", name="Skip").click(),
