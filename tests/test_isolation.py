@@ -17,7 +17,7 @@ from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.project.workspace_file import entry_for
-from tests.conftest import MESH, copy_project, mesh_env, run_mesh_cli, run_spans
+from tests.conftest import MESH, ROOT, copy_project, mesh_env, run_mesh_cli, run_spans
 
 pytestmark = pytest.mark.slow
 
@@ -238,3 +238,73 @@ def test_validate_names_a_domain_the_workspace_cannot_run(project: Path, tmp_pat
     proc = run_mesh_cli("validate", env=mesh_env(project, tmp_path / "home"), cwd=project)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "workspace.yaml: [workspace-location] workspace.yaml is not valid YAML" in proc.stderr
+
+
+PHARMACY_CODE = Path("domains") / "pharmacy" / "assets.py"
+
+
+def _slow_pharmacy(root: Path, seconds: int, then_fail: bool) -> None:
+    """pharmacy's `sites` waits `seconds` in its step (and then raises): a producer that runs long.
+    (It uses `ctx.con` first: column lineage calls the function to learn its SQL, and stops there.)"""
+    code = root / PHARMACY_CODE
+    body = f"    ctx.con.execute('select 1')\n    time.sleep({seconds})\n" + (
+        "    raise RuntimeError('the site register is unreachable')\n" if then_fail else ""
+    )
+    shipped = (ROOT / PHARMACY_CODE).read_text()
+    code.write_text("import time\n" + shipped.replace("-> str:\n", "-> str:\n" + body, 1))
+
+
+def test_a_consumers_run_is_created_while_its_producer_runs_and_deleted_if_it_fails(tmp_path: Path) -> None:
+    """`mesh run` creates immunizations' run while pharmacy's runs, and only submits it when pharmacy
+    has succeeded; when pharmacy fails, the run created ahead is deleted: immunizations is skipped
+    and has no run in the instance, as before."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    root = copy_project(tmp_path / "project")
+    env = mesh_env(root, tmp_path / "home")
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    instance = DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+    selection = ("--domain", "pharmacy", "--domain", "immunizations", "--jobs", "1")
+
+    _slow_pharmacy(root, 8, then_fail=False)
+    run_mesh_cli("run", *selection, env=env, cwd=root, check=True)
+    producer = instance.get_run_records(RunsFilter(job_name="pharmacy"))[0]
+    consumer = instance.get_run_records(RunsFilter(job_name="immunizations"))[0]
+    assert consumer.dagster_run.status == DagsterRunStatus.SUCCESS
+    assert consumer.create_timestamp.timestamp() < producer.end_time, "created after its producer ended"
+    assert consumer.start_time >= producer.end_time, "started before its producer ended"
+
+    _slow_pharmacy(root, 8, then_fail=True)
+    proc = run_mesh_cli("run", *selection, env=env, cwd=root)
+    assert proc.returncode == 1 and "immunizations: skipped, upstream pharmacy failed" in proc.stderr, proc.stderr
+    assert [r.status for r in instance.get_runs(RunsFilter(job_name="immunizations"))] == [DagsterRunStatus.SUCCESS]
+    assert not instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.NOT_STARTED]))
+
+
+def test_a_run_created_ahead_by_a_killed_mesh_run_is_deleted_by_the_next(tmp_path: Path) -> None:
+    """`mesh run` killed (kill -9) while pharmacy runs leaves immunizations' run created and never
+    submitted; the next `mesh run` deletes it (it never started) and runs the mesh."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    root = copy_project(tmp_path / "project")
+    env = mesh_env(root, tmp_path / "home")
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    instance = DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+    _slow_pharmacy(root, 60, then_fail=False)
+    proc = _mesh_run(root, env, "--domain", "pharmacy", "--domain", "immunizations", "--jobs", "1")
+    (producer,) = _started(proc, 1)
+    deadline = time.monotonic() + 50
+    while not instance.get_runs(RunsFilter(job_name="immunizations")):
+        assert time.monotonic() < deadline and proc.poll() is None, "immunizations' run was not created ahead"
+        time.sleep(0.2)
+    (ahead,) = instance.get_runs(RunsFilter(job_name="immunizations"))
+    assert ahead.status == DagsterRunStatus.NOT_STARTED
+    worker = _worker(instance, producer)
+    proc.kill()
+    os.kill(worker, signal.SIGKILL)
+    proc.communicate(timeout=60)
+
+    (root / PHARMACY_CODE).write_text((ROOT / PHARMACY_CODE).read_text())
+    run_mesh_cli("run", "--domain", "pharmacy", "--domain", "immunizations", env=env, cwd=root, check=True)
+    assert instance.get_run_by_id(ahead.run_id) is None
+    assert [r.status for r in instance.get_runs(RunsFilter(job_name="immunizations"))] == [DagsterRunStatus.SUCCESS]

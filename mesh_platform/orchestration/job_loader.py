@@ -90,6 +90,12 @@ class JobLoader(Generic[T]):
             raise loaded
         return loaded
 
+    def loaded(self, domain: str) -> T | None:
+        """The job of `domain` if it has loaded without error; None otherwise (never waits)."""
+        with self._changed:
+            loaded = self._done.get(domain)
+        return None if loaded is None or isinstance(loaded, BaseException) else loaded
+
     def stop(self, timeout: float) -> None:
         """Load nothing more; wait up to `timeout` seconds for the load in progress to end."""
         with self._changed:
