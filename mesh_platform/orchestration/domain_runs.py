@@ -144,7 +144,7 @@ def reap_orphaned_runs(instance: Any) -> list[str]:
     Runs a killed `mesh run` created ahead and never submitted are deleted."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.NOT_STARTED], tags={**LAUNCHED_BY})):
+    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.NOT_STARTED], tags=LAUNCHED_BY)):
         creator = run.tags.get(PREPARED_BY, "").split("@", 1)
         if len(creator) == 2 and creator[1] == socket.gethostname() and not process_alive(int(creator[0] or 0)):
             instance.delete_run(run.run_id)
