@@ -117,3 +117,24 @@ def test_a_zombie_is_not_alive() -> None:
     assert not process_alive(proc.pid)
     proc.wait()
     assert process_alive(os.getpid())
+
+
+def test_a_run_that_ended_after_it_was_read_is_not_failed_when_its_worker_is_gone(tmp_path: Path) -> None:
+    """A worker stores its run's end and exits: `mesh run` read the run as started, then found the
+    worker gone. The run succeeded in between, and stays a success (it had been marked failed:
+    `mesh run` reported a domain whose run succeeded as failed, and skipped its consumers)."""
+    from mesh_platform.orchestration.domain_runs import fail_dead_run, reap_orphaned_runs
+
+    instance = _instance(tmp_path)
+    tags = {"mesh/pid": str(_dead_pid()), "mesh/host": socket.gethostname()}
+    read_before = _started_run(instance, tags)
+    success = dg.DagsterEvent(dg.DagsterEventType.RUN_SUCCESS.value, job_name=read_before.job_name)
+    instance.report_dagster_event(success, run_id=read_before.run_id)  # what its worker stores last
+    assert instance.get_run_by_id(read_before.run_id).status == dg.DagsterRunStatus.SUCCESS
+    assert not fail_dead_run(instance, read_before, "its run worker is gone")
+    assert instance.get_run_by_id(read_before.run_id).status == dg.DagsterRunStatus.SUCCESS
+    # still started in the instance, its worker gone: failed
+    orphan = _started_run(instance, tags)
+    assert reap_orphaned_runs(instance) == [orphan.run_id]
+    assert instance.get_run_by_id(orphan.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(read_before.run_id).status == dg.DagsterRunStatus.SUCCESS

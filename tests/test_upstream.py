@@ -141,15 +141,18 @@ def test_linked_origins_are_those_of_dagsters_workspace_loading(
 
 
 def test_the_warm_server_imports_no_mesh_code() -> None:
-    """What the server imports before forking workers: the libraries, never `mesh_platform`."""
+    """What the server imports before forking workers: the libraries, never `mesh_platform`; and it
+    is left with one thread (a fork copies only the forking thread: a lock another thread held
+    would stay locked in every worker)."""
     script = PACKAGE / "orchestration" / "run_worker_server.py"
     code = (
-        "import runpy, sys; ns = runpy.run_path(sys.argv[1]); ns['warm_up']();"
+        "import runpy, sys, threading; ns = runpy.run_path(sys.argv[1]); ns['warm_up']();"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mesh_platform', 'mesh_domains', 'domains')));"
-        "print(all(m in sys.modules for m in ('dagster', 'dagster_dbt', 'great_expectations', 'duckdb')))"
+        "print(all(m in sys.modules for m in ('dagster', 'dagster_dbt', 'great_expectations', 'duckdb')));"
+        "print(threading.active_count())"
     )
     out = subprocess.run([sys.executable, "-P", "-c", code, str(script)], capture_output=True, text=True, cwd="/")
-    assert out.stdout.split() == ["[]", "True"], out.stdout + out.stderr[-2000:]
+    assert out.stdout.split() == ["[]", "True", "1"], out.stdout + out.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -154,17 +154,25 @@ def reap_orphaned_runs(instance: Any) -> list[str]:
         pid = local_runner_pid(run.tags)
         if pid is None or process_alive(pid):
             continue
-        fail_dead_run(instance, run, f"its run worker (pid {pid}) died before the run ended")
-        reaped.append(run.run_id)
+        if fail_dead_run(instance, run, f"its run worker (pid {pid}) died before the run ended"):
+            reaped.append(run.run_id)
     return reaped
 
 
-def fail_dead_run(instance: Any, run: Any, why: str) -> None:
-    if run.status.value == "CANCELING":
-        instance.report_run_canceled(run, message=why)
+def fail_dead_run(instance: Any, run: Any, why: str) -> bool:
+    """Mark `run`, whose worker is gone, failed (cancelled if it was being cancelled) and free its
+    slots; False if it ended meanwhile. A worker stores its run's end and then exits, so a run read
+    before its worker was found gone may have ended since: it is read again (as Dagster's run
+    monitoring does), and a dead worker writes nothing more."""
+    current = instance.get_run_by_id(run.run_id)
+    if current is None or current.is_finished:
+        return False
+    if current.status.value == "CANCELING":
+        instance.report_run_canceled(current, message=why)
     else:
-        instance.report_run_failed(run, why)
+        instance.report_run_failed(current, why)
     instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return True
 
 
 class Progress:
@@ -305,9 +313,12 @@ class DomainRuns:
 
     def prepare(self) -> None:
         """Create the run of one domain ahead of its turn: the first, in submission order, whose job
-        is loaded and whose producers are all running or have succeeded."""
+        is loaded and whose producers are all running or have succeeded; at most one per slot (with
+        `--jobs 1` only the next run waits, shown as "Not started" in the UI)."""
         from mesh_platform.upstream.dagster_runs import create_linked_run
 
+        if len(self.prepared) >= self.jobs:
+            return
         for domain in self.by_priority:
             if domain in self.results or domain in self.running or domain in self.prepared:
                 continue
@@ -366,8 +377,10 @@ class DomainRuns:
         elif now - flight.checked > HEALTH_EVERY_S and self.instance.run_launcher.supports_check_run_worker_health:
             flight.checked = now
             health = self.instance.run_launcher.check_run_worker_health(run)
-            if health.status.value == "FAILED":  # killed, out of memory: no one else will end the run
-                fail_dead_run(self.instance, run, health.msg or "its run worker died")
+            # killed, out of memory: no one else will end the run (unless it ended since it was read)
+            if health.status.value == "FAILED" and fail_dead_run(
+                self.instance, run, health.msg or "its run worker died"
+            ):
                 flight.notes.append(health.msg or "its run worker died")
         return None
 
