@@ -231,7 +231,8 @@ def test_landing_sensor_folds_batches_exactly_once(stream: Stream) -> None:
 
 
 def test_a_killed_run_loses_nothing(stream: Stream) -> None:
-    feed = Feed(stream.home, seed=12, bookings=30_000)
+    # a batch long enough to be killed in (30,000 bookings took less than a second on a quiet machine)
+    feed = Feed(stream.home, seed=12, bookings=150_000)
     batch = feed.batch(1)
     proc = subprocess.Popen(
         [MESH, "run", "--domain", "scheduling"],
@@ -250,7 +251,8 @@ def test_a_killed_run_loses_nothing(stream: Stream) -> None:
             break
     assert run_id is not None
     worker = int(stream.instance().get_run_by_id(run_id).tags["mesh/pid"])
-    time.sleep(1.0)
+    time.sleep(0.5)
+    assert not stream.instance().get_run_by_id(run_id).is_finished, "the batch ended before it could be killed"
     # mid-batch (before, during or after the ingesting transaction): the run's worker and `mesh run`
     os.kill(worker, signal.SIGKILL)
     os.killpg(proc.pid, signal.SIGKILL)

@@ -29,13 +29,13 @@ from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
 from mesh_platform.governance.bypass import dbt_bypasses, python_bypasses
 from mesh_platform.governance.code_scan import landing_claims, scan_domain
 from mesh_platform.lineage.dagster_metadata import with_column_lineage
+from mesh_platform.orchestration.automation import EVERY_DAEMON_LOOP_S
 from mesh_platform.orchestration.freshness import freshness_sensor
 from mesh_platform.orchestration.landing import landing_sensor
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn, SuiteFn
 
 DOMAIN_PACKAGE = "mesh_domains"
-AUTOMATION_INTERVAL_S = 10
 
 
 @dataclass
@@ -356,7 +356,7 @@ def _add_sensors(mesh: Mesh, descriptor: Descriptor, fns: list[AssetFn], parts: 
                 f"{domain}_automation",
                 target=dg.AssetSelection.groups(domain),
                 default_status=dg.DefaultSensorStatus.RUNNING,
-                minimum_interval_seconds=AUTOMATION_INTERVAL_S,
+                minimum_interval_seconds=EVERY_DAEMON_LOOP_S,
                 run_tags=run_tags(domain),
                 description=f"Updates {domain} when the products it consumes are published and pass their "
                 "blocking checks.",

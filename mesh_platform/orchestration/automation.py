@@ -1,17 +1,27 @@
 """Declarative automation and freshness, applied once to every asset from its descriptor.
 
-A domain that consumes other domains' products updates when they are published, not on a clock:
-each of its assets is Dagster's `eager` (any dependency updated, none missing or in progress, the
-asset itself not in progress), unless a dependency's blocking check failed on its latest
+A domain that consumes other domains' products updates when they are published, not on a clock.
+Each of its assets follows Dagster's `eager` (any dependency updated, none missing or in progress,
+the asset itself not in progress), unless a dependency's blocking check failed on its latest
 materialization, so a product whose blocking checks failed (and was not published) never triggers
-its consumers. One difference: a dependency tagged `mesh/refresh: stream` (what a landing folder
-feeds, refreshed by micro-batches) does not hold its consumers while one of its batch runs is in
-progress. With files landing every few seconds such a product is in progress most of the time,
-and its consumers would wait for a pause in the stream; they read the version published last,
-which passed its blocking checks, never a run's work in progress. (Dagster's
-`all_deps_blocking_checks_passed` is not used for the same reason: it is false while a
-dependency's checks are planned in a run.) A product's `freshness` becomes a Dagster freshness
-policy.
+its consumers. Two differences:
+- a dependency tagged `mesh/refresh: stream` (what a landing folder feeds, refreshed by
+  micro-batches) does not hold its consumers while one of its batch runs is in progress. With files
+  landing every few seconds such a product is in progress most of the time, and its consumers would
+  wait for a pause in the stream; they read the version published last, which passed its blocking
+  checks, never a run's work in progress. (Dagster's `all_deps_blocking_checks_passed` is not used
+  for the same reason: it is false while a dependency's checks are planned in a run.)
+- an update of a dependency is not forgotten because the consumer was requested or updated in the
+  same evaluation. `eager` forgets it (its `since_last_handled` resets on the asset's request or
+  update, and a trigger seen in the same evaluation as the reset loses to it: Dagster orders the
+  two by time only for conditions without an `|`); with files landing every few seconds the
+  consumer then waited for a later publication (docs/performance.md). Here the consumer's request
+  resets only in an evaluation in which no dependency updated; otherwise it stays due and runs again
+  once its run has ended (that run may have read the update already: one run too many, never one
+  too few). The end of a run automation requested resets nothing; an update by any other run (from
+  the UI, `mesh run`, a schedule) resets as in `eager`, so a whole-mesh run with the daemon up does
+  not run the consumers twice.
+A product's `freshness` becomes a Dagster freshness policy.
 """
 
 from __future__ import annotations
@@ -26,15 +36,36 @@ from mesh_platform.descriptor.model import Descriptor, Product
 # the tag of an asset the domain's micro-batches of landing files refresh
 REFRESH_TAG, STREAM = "mesh/refresh", "stream"
 
+# The minimum interval of the landing and automation sensors: every loop of Dagster's daemons,
+# which evaluate sensors at most every 5 s. A minimum of 5 s skipped every other loop (a loop
+# starts 5 s after the previous one started, a little less than 5 s after that tick's timestamp),
+# so files waited up to 10 s for their sensor and published products up to 10 s for their consumers.
+EVERY_DAEMON_LOOP_S = 4
+
+# the tag Dagster gives every run an automation condition sensor requests
+AUTOMATION_RUN_TAG = "dagster/from_automation_condition"
+
 
 def consumer_condition() -> dg.AutomationCondition:
+    ac = dg.AutomationCondition
     streamed = dg.AssetSelection.tag(REFRESH_TAG, STREAM)
-    batch_in_progress = dg.AutomationCondition.any_deps_in_progress().ignore(streamed)
-    eager = dg.AutomationCondition.eager().replace("any_deps_in_progress", batch_in_progress)
-    check_failed = dg.AutomationCondition.any_checks_match(dg.AutomationCondition.check_failed(), blocking_only=True)
-    blocked = dg.AutomationCondition.any_deps_match(check_failed).with_label("a dependency's blocking check failed")
+    deps_updated = ac.any_deps_updated()
+    by_another_run = ac.newly_updated() & ~ac.all_new_updates_have_run_tags(tag_keys={AUTOMATION_RUN_TAG})
+    handled = ((ac.newly_requested() & ~deps_updated) | by_another_run | ac.initial_evaluation()).with_label(
+        "handled: requested while no dependency updated, or updated by a run automation did not request"
+    )
+    eager = (
+        ac.in_latest_time_window()
+        & (ac.newly_missing() | deps_updated).since(handled)
+        & ~ac.any_deps_missing()
+        & ~ac.any_deps_in_progress().ignore(streamed)
+        & ~ac.in_progress()
+    ).with_label("eager")
+    check_failed = ac.any_checks_match(ac.check_failed(), blocking_only=True)
+    blocked = ac.any_deps_match(check_failed).with_label("a dependency's blocking check failed")
     return (eager & ~blocked).with_label(
-        "eager (not waiting on a streamed dependency's micro-batch), unless a dependency's blocking check failed"
+        "eager (not waiting on a streamed dependency's micro-batch, not forgetting an update seen with its own run), "
+        "unless a dependency's blocking check failed"
     )
 
 

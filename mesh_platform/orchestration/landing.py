@@ -19,7 +19,8 @@ from typing import Any
 
 import dagster as dg
 
-SENSOR_INTERVAL_S = 5
+from mesh_platform.orchestration.automation import EVERY_DAEMON_LOOP_S
+
 CATCH_UP_TAG = "mesh/catch_up_of"
 
 
@@ -76,7 +77,7 @@ def landing_sensor(
     @dg.sensor(
         name=name,
         job=job,
-        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        minimum_interval_seconds=EVERY_DAEMON_LOOP_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"New files in {folder} launch a micro-batch run of {key.to_user_string()} and what the "
         f"{domain} domain builds from it.",
