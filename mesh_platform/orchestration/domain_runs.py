@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.orchestration.job_loader import JobLoader
-from mesh_platform.orchestration.process_health import local_runner_pid, process_alive
+from mesh_platform.orchestration.process_health import local_pid, local_runner_pid, process_alive
 from mesh_platform.orchestration.run_report import DomainResult, ProductResult, product_result
 from mesh_platform.orchestration.run_worker_server import prestart
 from mesh_platform.project.dagster_instance import mesh_env
@@ -145,8 +145,9 @@ def reap_orphaned_runs(instance: Any) -> list[str]:
     from dagster import DagsterRunStatus, RunsFilter
 
     for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.NOT_STARTED], tags=LAUNCHED_BY)):
-        creator = run.tags.get(PREPARED_BY, "").split("@", 1)
-        if len(creator) == 2 and creator[1] == socket.gethostname() and not process_alive(int(creator[0] or 0)):
+        pid, _, host = run.tags.get(PREPARED_BY, "").partition("@")
+        creator = local_pid(pid, host)
+        if creator is not None and not process_alive(creator):
             instance.delete_run(run.run_id)
     active = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
     reaped = []
@@ -292,6 +293,11 @@ class DomainRuns:
         if (run_id := self.prepared.pop(result.domain, None)) is not None:  # it will not run: skipped
             self.instance.delete_run(run_id)
 
+    def producers(self, domain: str) -> set[str]:
+        """The domains of this run whose products `domain` consumes."""
+        descriptor = self.mesh.descriptors.get(domain)
+        return (descriptor.consumed_domains if descriptor else set()) & set(self.ordered) - {domain}
+
     def failed(self) -> set[str]:
         return {d for d, r in self.results.items() if r.status != "success"}
 
@@ -301,7 +307,7 @@ class DomainRuns:
         if descriptor is None:
             problems = "\n".join(str(p) for p in self.mesh.problems_for(domain))
             return self.finish(DomainResult(domain, "invalid", error=problems))
-        upstream = descriptor.consumed_domains & set(self.ordered) - {domain}
+        upstream = self.producers(domain)
         if upstream_failed := sorted(upstream & self.failed()):
             names = ", ".join(upstream_failed)
             self.emit(f"{domain}: skipped, upstream {names} failed")
@@ -319,13 +325,11 @@ class DomainRuns:
 
         if len(self.prepared) >= self.jobs:
             return
+        ready = self.running.keys() | (self.results.keys() - self.failed())
         for domain in self.by_priority:
             if domain in self.results or domain in self.running or domain in self.prepared:
                 continue
-            descriptor = self.mesh.descriptors.get(domain)
-            upstream = (descriptor.consumed_domains if descriptor else set()) & set(self.ordered) - {domain}
-            ready = self.running.keys() | (self.results.keys() - self.failed())
-            linked = self.loader.loaded(domain) if upstream <= ready else None
+            linked = self.loader.loaded(domain) if self.producers(domain) <= ready else None
             if linked is not None:
                 self.prepared[domain] = str(uuid.uuid4())
                 create_linked_run(self.instance, linked, self.prepared[domain], self.tags)

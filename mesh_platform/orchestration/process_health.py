@@ -23,8 +23,13 @@ def process_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def local_pid(pid: str | None, host: str | None) -> int | None:
+    """`pid` as a number when `host` is this machine; None otherwise (or when there is no pid)."""
+    number = int(pid or 0)
+    return number if number and host == socket.gethostname() else None
+
+
 def local_runner_pid(tags: Mapping[str, str]) -> int | None:
     """The pid of the `mesh run` process executing a run (its `mesh/pid` and `mesh/host` tags),
     when that process is on this machine; None otherwise."""
-    pid = int(tags.get("mesh/pid") or 0)
-    return pid if pid and tags.get("mesh/host") == socket.gethostname() else None
+    return local_pid(tags.get("mesh/pid"), tags.get("mesh/host"))
