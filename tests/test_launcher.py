@@ -138,3 +138,20 @@ def test_a_run_that_ended_after_it_was_read_is_not_failed_when_its_worker_is_gon
     assert reap_orphaned_runs(instance) == [orphan.run_id]
     assert instance.get_run_by_id(orphan.run_id).status == dg.DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(read_before.run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_runs_whose_process_tags_are_not_pids_are_left_alone(tmp_path: Path) -> None:
+    """Tags a person can type in the launchpad: `mesh run` does not stop on them, and judges no run by
+    them (the run is neither failed nor deleted)."""
+    from mesh_platform.orchestration.domain_runs import LAUNCHED_BY, PREPARED_BY, reap_orphaned_runs
+
+    instance = _instance(tmp_path)
+    host = socket.gethostname()
+    started = _started_run(instance, {"mesh/pid": "12x", "mesh/host": host})
+    waiting = dg.DagsterRun(job_name="scheduling", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.NOT_STARTED)
+    instance.add_run(waiting.with_tags({**LAUNCHED_BY, PREPARED_BY: f"-1; drop@{host}"}))
+    assert reap_orphaned_runs(instance) == []
+    assert instance.get_run_by_id(started.run_id).status == dg.DagsterRunStatus.STARTED
+    assert instance.get_run_by_id(waiting.run_id) is not None
+    # run monitoring asks the launcher, which reads the same tags: nothing to judge by
+    assert instance.run_launcher.check_run_worker_health(started).status == WorkerStatus.RUNNING

@@ -24,9 +24,12 @@ def process_alive(pid: int) -> bool:
 
 
 def local_pid(pid: str | None, host: str | None) -> int | None:
-    """`pid` as a number when `host` is this machine; None otherwise (or when there is no pid)."""
-    number = int(pid or 0)
-    return number if number and host == socket.gethostname() else None
+    """`pid` as a number when `host` is this machine; None otherwise, or when `pid` is not one (tags
+    a person can type in the UI's launchpad)."""
+    digits = pid or ""
+    if not digits.isdigit() or host != socket.gethostname():
+        return None
+    return int(digits) or None
 
 
 def local_runner_pid(tags: Mapping[str, str]) -> int | None:
