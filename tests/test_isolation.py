@@ -145,7 +145,9 @@ def test_ctrl_c_stops_every_domain_and_cancels_their_runs(tmp_path: Path) -> Non
     active = {DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
     runs = instance.get_runs()
     assert not [(run.job_name, run.status) for run in runs if run.status in active]
-    interrupted = [r for r in runs if r.run_id in run_ids and r.status != DagsterRunStatus.SUCCESS]
+    # every run this `mesh run` made that did not succeed was cancelled (at scale 0.01 the first two
+    # can succeed before the signal arrives: then the ones submitted after them were interrupted)
+    interrupted = [r for r in runs if r.status != DagsterRunStatus.SUCCESS]
     assert interrupted and {r.status for r in interrupted} == {DagsterRunStatus.CANCELED}
 
 
