@@ -7,7 +7,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from mesh_platform.orchestration.automation import AUTOMATION_RUN_TAG, consumer_condition
+from mesh_platform.orchestration.automation import consumer_condition
+from mesh_platform.upstream.dagster_automation import AUTOMATION_RUN_TAG
 
 PRODUCER = dg.AssetKey(["scheduling", "appointments"])
 CONSUMER = dg.AssetKey(["patient_360", "patient_journey"])

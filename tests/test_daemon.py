@@ -19,6 +19,7 @@ from devtools.appointment_feed import Feed
 from devtools.ui_screenshot import graphql, webserver
 from mesh_platform.project.locations import MeshHome
 from mesh_platform.storage.duckdb_warehouse import open_warehouse
+from mesh_platform.upstream.dagster_automation import AUTOMATION_RUN_TAG
 from tests.conftest import E2E_SCALE, copy_project, mesh_env, run_mesh_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("daemon")]
@@ -117,6 +118,8 @@ def test_schedule_sensor_automation_and_ui_launches_together(live: Live) -> None
     assert failed == [], [(r.job_name, r.status) for r in failed]
     assert set(ui_runs) <= {r.run_id for r in runs}
     assert any(r.tags.get("dagster/sensor_name") == "scheduling__appointment_events_landing" for r in runs)
+    # the consumers' condition tells the runs automation requested by this tag (mesh_platform/upstream)
+    assert automated and all(r.tags.get(AUTOMATION_RUN_TAG) == "true" for r in automated)
     for run in runs:  # no step hit a lock, even transiently
         for record in instance.get_records_for_run(run.run_id).records:
             event = record.event_log_entry.dagster_event

@@ -32,6 +32,7 @@ from typing import Any
 import dagster as dg
 
 from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.upstream.dagster_automation import updated_by_a_run_automation_did_not_request
 
 # the tag of an asset the domain's micro-batches of landing files refresh
 REFRESH_TAG, STREAM = "mesh/refresh", "stream"
@@ -42,15 +43,12 @@ REFRESH_TAG, STREAM = "mesh/refresh", "stream"
 # so files waited up to 10 s for their sensor and published products up to 10 s for their consumers.
 EVERY_DAEMON_LOOP_S = 4
 
-# the tag Dagster gives every run an automation condition sensor requests
-AUTOMATION_RUN_TAG = "dagster/from_automation_condition"
-
 
 def consumer_condition() -> dg.AutomationCondition:
     ac = dg.AutomationCondition
     streamed = dg.AssetSelection.tag(REFRESH_TAG, STREAM)
     deps_updated = ac.any_deps_updated()
-    by_another_run = ac.newly_updated() & ~ac.all_new_updates_have_run_tags(tag_keys={AUTOMATION_RUN_TAG})
+    by_another_run = updated_by_a_run_automation_did_not_request()
     handled = ((ac.newly_requested() & ~deps_updated) | by_another_run | ac.initial_evaluation()).with_label(
         "handled: requested while no dependency updated, or updated by a run automation did not request"
     )

@@ -33,6 +33,20 @@ of a `_private` module or name of those libraries elsewhere in `mesh_platform/`.
    `tests/test_upstream.py::test_the_launcher_runs_a_linked_run_in_a_warm_worker`,
    `tests/test_launcher.py`.
 
+`dagster_automation` (Dagster):
+
+1. A consumer's automation tells a run it requested from any other run updating it
+   (`orchestration/automation.py`). Why: `eager` forgets a publication seen in the same evaluation
+   as the consumer's own request or update (its reset wins such a tie: Dagster orders trigger and
+   reset by time only for conditions without an `|`), and the mesh's condition must not reset on
+   the end of a run automation requested. `AutomationCondition.all_new_updates_have_run_tags` is a
+   documented method of the public class but not in Dagster's API docs, and the tag it is given
+   (`dagster/from_automation_condition`, which Dagster's asset daemon sets) is Dagster's system
+   tag. Gain: the stream's landing-to-consumer p50 20.4 s to about 10 s (with the sensors every
+   daemon loop; docs/performance.md, *the stream*). Tests: `tests/test_consumer_automation.py`
+   (the operand's behaviour) and `tests/test_daemon.py` (the daemon's automation runs carry the
+   tag).
+
 `gx_duckdb` (Great Expectations):
 
 1. Great Expectations' regex expectations on DuckDB. GX's
