@@ -275,10 +275,13 @@ class InFlight:
 class DomainRuns:
     """Submits the selected domains' runs, producers first, `jobs` at a time, and waits for them."""
 
-    def __init__(self, mesh: Mesh, selected: list[str], instance: Any, emit: Emit, jobs: int, loader: Loader) -> None:
+    def __init__(
+        self, mesh: Mesh, by_priority: list[str], instance: Any, emit: Emit, jobs: int, loader: Loader
+    ) -> None:
+        """`by_priority`: the selected domains in `submission_order`."""
         self.mesh, self.instance, self.emit, self.jobs, self.loader = mesh, instance, emit, jobs, loader
-        self.ordered = topological(mesh, selected)  # the report's order
-        self.by_priority = submission_order(mesh, selected)
+        self.ordered = topological(mesh, by_priority)  # the report's order
+        self.by_priority = by_priority
         self.results: dict[str, DomainResult] = {}
         self.running: dict[str, InFlight] = {}
         self.prepared: dict[str, str] = {}  # domain -> its run, created ahead and not yet submitted
@@ -480,10 +483,11 @@ def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None
     jobs = max(1, min(jobs or default_jobs(mesh.project.home), len(selected)))
     if mesh_env() == "dev":  # the dev launcher's warm server imports while the domains load here
         prestart(mesh.project.home.dagster_home, sys.executable)
-    loader = job_loader(mesh, submission_order(mesh, selected))
+    by_priority = submission_order(mesh, selected)
+    loader = job_loader(mesh, by_priority)
     try:
         with open_instance(mesh) as instance:
-            return DomainRuns(mesh, selected, instance, emit, jobs, loader).run()
+            return DomainRuns(mesh, by_priority, instance, emit, jobs, loader).run()
     finally:
         loader.stop(LOADER_STOP_WAIT_S)
 
