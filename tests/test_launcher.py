@@ -18,7 +18,7 @@ import pytest
 
 from mesh_platform.orchestration.launcher import MeshRunLauncher
 from mesh_platform.orchestration.process_health import process_alive
-from mesh_platform.orchestration.run_worker_server import IDLE_ENV, ServerPaths, ensure_server
+from mesh_platform.orchestration.run_worker_server import IDLE_ENV, ServerPaths, ensure_server, prestart
 from mesh_platform.project.dagster_instance import prepare_instance
 from mesh_platform.upstream.dagster_runs import WorkerStatus
 
@@ -155,3 +155,23 @@ def test_runs_whose_process_tags_are_not_pids_are_left_alone(tmp_path: Path) -> 
     assert instance.get_run_by_id(waiting.run_id) is not None
     # run monitoring asks the launcher, which reads the same tags: nothing to judge by
     assert instance.run_launcher.check_run_worker_health(started).status == WorkerStatus.RUNNING
+
+
+@pytest.mark.slow
+def test_prestart_says_whether_the_server_was_up_and_starts_it_if_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mesh run` loads every domain's job in the background on a cold start (the first run waits
+    for the server's imports): that choice rests on this answer."""
+    monkeypatch.setenv(IDLE_ENV, "30")
+    instance_dir = tmp_path / "dagster"
+    paths = ServerPaths.of(instance_dir, sys.executable)
+    try:
+        assert prestart(instance_dir, sys.executable) is False  # none was up: one is starting
+        ensure_server(paths, sys.executable)  # waits until that one listens; starts no other
+        assert prestart(instance_dir, sys.executable) is True
+        assert paths.suffixed(".log").read_text().count("ready in") == 1  # one server, not two
+    finally:
+        pid = int(paths.suffixed(".pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+        assert _wait_gone(pid, 60)

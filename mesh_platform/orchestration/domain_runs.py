@@ -481,10 +481,12 @@ def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None
     last published versions)."""
     selected = domains or mesh.project.domain_names()
     jobs = max(1, min(jobs or default_jobs(mesh.project.home), len(selected)))
-    if mesh_env() == "dev":  # the dev launcher's warm server imports while the domains load here
-        prestart(mesh.project.home.dagster_home, sys.executable)
+    # the dev launcher's warm server: started now if it is not up, it imports while the domains load
+    cold = mesh_env() == "dev" and not prestart(mesh.project.home.dagster_home, sys.executable)
     by_priority = submission_order(mesh, selected)
     loader = job_loader(mesh, by_priority)
+    if cold:  # the first run waits for the server's imports: every job loads meanwhile, in the background
+        loader.start()
     try:
         with open_instance(mesh) as instance:
             return DomainRuns(mesh, by_priority, instance, emit, jobs, loader).run()

@@ -182,11 +182,15 @@ def ensure_server(paths: ServerPaths, executable: str, wait: bool = True) -> Non
         time.sleep(0.1)
 
 
-def prestart(instance_dir: Path, executable: str) -> None:
+def prestart(instance_dir: Path, executable: str) -> bool:
     """Start the server in the background if it is not running: its imports then overlap what the
-    caller does before it launches runs."""
+    caller does before it launches runs. True if it was listening already."""
+    paths = ServerPaths.of(instance_dir, executable)
+    if _listening(paths.socket):
+        return True
     with contextlib.suppress(OSError, ServerUnavailable):
-        ensure_server(ServerPaths.of(instance_dir, executable), executable, wait=False)
+        ensure_server(paths, executable, wait=False)
+    return False
 
 
 def fork_worker(
