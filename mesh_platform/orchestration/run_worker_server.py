@@ -154,14 +154,14 @@ def _server_pid(paths: ServerPaths) -> int | None:
     return pid if ours else None
 
 
-def ensure_server(paths: ServerPaths, executable: str, wait: bool = True) -> None:
-    """Start the server unless one runs or is starting; with `wait`, until it listens. Raises
-    ServerUnavailable when it cannot start."""
+def ensure_server(paths: ServerPaths, executable: str, wait: bool = True) -> bool:
+    """Start the server unless one runs or is starting; with `wait`, until it listens. True if one
+    was listening already. Raises ServerUnavailable when it cannot start."""
     paths.make_dirs()
     with open(paths.suffixed(".lock"), "w") as lock:  # one starter at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _listening(paths.socket):
-            return
+            return True
         pid = _server_pid(paths)
         if pid is None:
             with open(paths.suffixed(".log"), "a") as out:
@@ -180,17 +180,16 @@ def ensure_server(paths: ServerPaths, executable: str, wait: bool = True) -> Non
         if _server_pid(paths) != pid or time.monotonic() > deadline:
             raise ServerUnavailable(f"the run worker server did not start; see {paths.suffixed('.log')}")
         time.sleep(0.1)
+    return False
 
 
 def prestart(instance_dir: Path, executable: str) -> bool:
     """Start the server in the background if it is not running: its imports then overlap what the
     caller does before it launches runs. True if it was listening already."""
-    paths = ServerPaths.of(instance_dir, executable)
-    if _listening(paths.socket):
-        return True
-    with contextlib.suppress(OSError, ServerUnavailable):
-        ensure_server(paths, executable, wait=False)
-    return False
+    try:
+        return ensure_server(ServerPaths.of(instance_dir, executable), executable, wait=False)
+    except (OSError, ServerUnavailable):
+        return False
 
 
 def fork_worker(
