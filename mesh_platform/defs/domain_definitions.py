@@ -11,6 +11,7 @@ import importlib.util
 import json
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn, SuiteFn
 
 DOMAIN_PACKAGE = "mesh_domains"
+_IMPORT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -50,25 +52,29 @@ class DomainParts:
 
 
 def _import_domain_code(mesh: Mesh, domain: str) -> ModuleType | None:
+    """The domain's code as on disk now. One domain at a time (`mesh run` loads the next domains'
+    jobs in a background thread), and `sys.modules` is read from a copy: other threads' imports
+    change it meanwhile."""
     folder = mesh.project.domain_dir(domain)
     if not (folder / "assets.py").exists():
         return None
-    if DOMAIN_PACKAGE not in sys.modules:
-        package = ModuleType(DOMAIN_PACKAGE)
-        package.__path__ = []
-        sys.modules[DOMAIN_PACKAGE] = package
-    name = f"{DOMAIN_PACKAGE}.{domain}"
-    for loaded in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
-        del sys.modules[loaded]  # always the code on disk now, not an earlier import
-    init = folder / "__init__.py"
-    spec = importlib.util.spec_from_file_location(
-        name, init if init.exists() else folder / "assets.py", submodule_search_locations=[str(folder)]
-    )
-    assert spec and spec.loader
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[name] = package
-    spec.loader.exec_module(package)
-    return importlib.import_module(f"{name}.assets")
+    with _IMPORT_LOCK:
+        if DOMAIN_PACKAGE not in sys.modules:
+            package = ModuleType(DOMAIN_PACKAGE)
+            package.__path__ = []
+            sys.modules[DOMAIN_PACKAGE] = package
+        name = f"{DOMAIN_PACKAGE}.{domain}"
+        for loaded in [m for m in sys.modules.copy() if m == name or m.startswith(f"{name}.")]:
+            del sys.modules[loaded]  # always the code on disk now, not an earlier import
+        init = folder / "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            name, init if init.exists() else folder / "assets.py", submodule_search_locations=[str(folder)]
+        )
+        assert spec and spec.loader
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+        spec.loader.exec_module(package)
+        return importlib.import_module(f"{name}.assets")
 
 
 def _asset_fns(module: ModuleType | None, descriptor: Descriptor | None = None) -> list[AssetFn]:
