@@ -112,3 +112,21 @@ def test_markup_in_a_name_is_shown_as_typed(mesh_project: tuple[Path, dict[str, 
         "error: --as: unknown domain '[bold]x'; domains: immunizations, patient_360, patients, pharmacy, "
         "scheduling, site_operations"
     )
+
+
+def test_a_mesh_home_that_cannot_be_one_is_refused_in_one_line(
+    mesh_project: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """MESH_HOME on a file, under a file, or with glob characters (Dagster would read no dagster.yaml
+    there, and `mesh run` would wait for a daemon): one line naming it, for every verb that uses it."""
+    root, env = mesh_project
+    file = tmp_path / "a-file"
+    file.write_text("")
+    homes = [(file, "is a file, not a folder"), (file / "sub", "is a file, not a folder"), (tmp_path / "h[1]", "[ ]")]
+    for home, expected in homes:
+        for verb in (["products"], ["seed", "--scale", "0.01"], ["run"], ["audit", "--verify"]):
+            proc = run_mesh_cli(*verb, env={**env, "MESH_HOME": str(home)}, cwd=root)
+            lines = proc.stderr.splitlines()
+            assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], (home, verb, proc.stderr)
+            assert "Traceback" not in proc.stderr, (home, verb)
+    assert not (tmp_path / "h[1]").exists()

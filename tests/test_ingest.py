@@ -4,7 +4,9 @@ line and reason: CSV extracts (`ingest_csv`, e.g. immunizations.raw_doses) and t
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import duckdb
 import pytest
 
 from mesh_platform.defs.domain_definitions import _asset_fns, _import_domain_code
+from mesh_platform.defs.publish import is_transient
+from mesh_platform.orchestration.landing import _signatures
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, Ingested
@@ -106,6 +110,62 @@ def test_a_retried_run_adds_nothing(ingest) -> None:
     redelivered = batch("b2.jsonl", (_event("E1"),))
     assert (redelivered.records_in, redelivered.loaded, redelivered.quarantined) == (1, 1, {})
     assert con.execute("select count(*) from main.appointment_events").fetchone() == (2,)
+
+
+def test_entries_that_are_no_file_are_quarantined_and_hold_nothing_back(ingest, tmp_path: Path) -> None:
+    """A directory, a pipe, a link (dangling, or to another domain's extract) or an undecodable name
+    in the landing folder: never read (a pipe would block the run, a link reach out), each
+    quarantined as an entry, and the good file beside them loads; the sensor requests no run for them."""
+    batch, con = ingest
+    landing = tmp_path / "home" / "landing" / "appointments"
+    (landing / "a-dir.jsonl").mkdir()
+    os.mkfifo(landing / "b-pipe.jsonl")
+    (landing / "c-dangling.jsonl").symlink_to(tmp_path / "nowhere")
+    extract = tmp_path / "home" / "sources" / "patients" / "patients.csv"
+    extract.parent.mkdir(parents=True)
+    extract.write_text("patient_id,email\nP1,someone@example.com\n")
+    (landing / "d-link.jsonl").symlink_to(extract)
+    with open(os.path.join(os.fsencode(landing), b"e-\xff.jsonl"), "w") as undecodable:
+        undecodable.write(_event("X1") + "\n")
+    result = batch("z-good.jsonl", (_event("G1"),))
+    assert (result.loaded, result.files) == (1, ["z-good.jsonl"])
+    held = con.execute("select source_file, source_line, reason from quarantine.records order by all").fetchall()
+    assert held == [
+        ("landing/appointments/a-dir.jsonl", None, "not_a_file"),
+        ("landing/appointments/b-pipe.jsonl", None, "not_a_file"),
+        ("landing/appointments/c-dangling.jsonl", None, "not_a_file"),
+        ("landing/appointments/d-link.jsonl", None, "not_a_file"),
+        ("landing/appointments/e-\\xff.jsonl", None, "invalid_file_name"),
+    ]
+    assert batch().records_in == 0  # the next run: the same entries, still one row each
+    assert con.execute("select count(*) from quarantine.records").fetchone() == (5,)
+    assert list(_signatures(landing)) == ["z-good.jsonl"]
+
+
+def test_a_file_rewritten_at_the_same_size_or_grown_is_read_again(ingest, tmp_path: Path) -> None:
+    """A file is known by its size and mtime as listed: a typo fixed at the same size, or lines
+    appended after a run listed it, are ingested by the next run, and what the earlier read held
+    back (a half-written last line) is replaced by what the file holds now."""
+    batch, con = ingest
+    path = tmp_path / "home" / "landing" / "appointments" / "b1.jsonl"
+    half = '{"event_id": "E2", "appoi'
+    first = batch("b1.jsonl", (_event("E1", event_type="bokked"), half))
+    assert first.quarantined == {"unknown_code": 1, "malformed_json": 1}
+
+    def rewrite(text: str) -> None:  # as a source system does, within the filesystem's mtime granularity
+        mtime = path.stat().st_mtime_ns
+        path.write_text(text)
+        os.utime(path, ns=(mtime, mtime + 1_000_000))
+
+    fixed = path.read_text().replace("bokked", "booked")
+    rewrite(fixed)  # the same size
+    assert batch().quarantined == {"malformed_json": 1}
+    rewrite(fixed.replace(half + "\n", _event("E2") + "\n"))  # the last line finished
+    assert (batch().loaded, con.execute("select count(*) from quarantine.records").fetchone()) == (2, (0,))
+    assert con.execute("select event_id, event_type from main.appointment_events order by 1").fetchall() == [
+        ("E1", "booked"),
+        ("E2", "booked"),
+    ]
 
 
 def test_a_csv_extract_is_loaded_or_quarantined_line_by_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -548,3 +608,13 @@ def test_every_csv_extract_quarantines_hostile_lines_among_its_seeded_defects(
     assert {n: reason for (f, n), (reason, _) in _held(con).items() if f == rel} == expected
     assert con.execute(f"select count(*) from main.{asset}").fetchone() == (records - len(expected),)
     con.close()
+
+
+def test_a_path_that_is_not_what_it_should_be_is_not_retried() -> None:
+    """Retrying cannot fix a directory where a file is expected: the step fails at once, naming it;
+    a disk or lock hiccup is still retried."""
+    assert not is_transient(IsADirectoryError(21, "Is a directory", "sources/pharmacy/sites.csv"))
+    assert not is_transient(NotADirectoryError(20, "Not a directory"))
+    assert not is_transient(OSError(errno.ELOOP, "Too many levels of symbolic links"))
+    assert is_transient(OSError("I/O error: temporary disk hiccup"))
+    assert is_transient(OSError(errno.EIO, "Input/output error"))

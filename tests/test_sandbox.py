@@ -19,7 +19,8 @@ import yaml
 
 from mesh_platform.defs.domain_definitions import domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
-from mesh_platform.governance.audit import AuditLog
+from mesh_platform.governance.audit import AuditLog, Broken
+from mesh_platform.governance.sandbox import Sandbox
 from mesh_platform.project.locations import MeshHome, MeshProject
 from mesh_platform.project.mesh import Mesh
 from tests.conftest import MaterializedMesh, materialize
@@ -306,3 +307,66 @@ def test_flagged_code_is_refused_before_it_runs(project: Path, tmp_path: Path) -
     with pytest.raises(MeshDefinitionError, match="python-direct-access"):
         domain_definitions("site_operations", Mesh.load(MeshProject.discover(project)))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("landing", ["../sources/patients", "..", "/tmp", "appointments/../../audit", "Appointments"])
+def test_a_landing_folder_named_by_a_path_refuses_the_domain(project: Path, landing: str) -> None:
+    """`landing=` opens a folder to the domain's sandbox, read and write: a path there (`..`, absolute)
+    would open another domain's sources, or MESH_HOME with its keys and audit log, to plain SQL."""
+    assets = project / "domains" / "site_operations" / "assets.py"
+    attack = (
+        "\n\nfrom mesh_platform.sdk import internal\n\n\n"
+        f"@internal('leak', description='ingest', landing={landing!r})\n"
+        "def leak(ctx):\n"
+        "    return f\"select * from read_csv('{ctx.landing_dir}/patients.csv')\"\n"
+    )
+    assets.write_text(assets.read_text() + attack)
+    with pytest.raises(MeshDefinitionError) as err:
+        domain_definitions("site_operations", Mesh.load(MeshProject.discover(project)))
+    assert "[landing-name]" in str(err.value) and "domains/site_operations/assets.py" in str(err.value)
+    home = MeshHome(project.parent / "home")
+    with pytest.raises(ValueError, match="not a folder name"):  # the sandbox refuses it too, whoever asks
+        Sandbox.for_step(home, "site_operations", home.path / "staging" / "site_operations" / "run", landing=[landing])
+
+
+def test_dbt_python_models_and_seeds_refuse_the_domain(project: Path, tmp_path: Path) -> None:
+    """dbt runs Python models and reads seeds in the step's process, where the sandbox does not see
+    the file they read: a Python model reading another domain's sources, or a seed that is a link to
+    them, must not build."""
+    dbt = project / "dbt_projects" / "patient_360"
+    (dbt / "models" / "attack").mkdir()
+    (dbt / "models" / "attack" / "leak_py.py").write_text(
+        "def model(dbt, session):\n"
+        "    import pandas as pd\n\n"
+        "    return pd.read_csv('../../sources/patients/patients.csv')\n"
+    )
+    raw = tmp_path / "home" / "sources" / "patients" / "patients.csv"
+    raw.parent.mkdir(parents=True)
+    raw.write_text("patient_id,email\nP1,someone@example.com\n")
+    (dbt / "seeds").mkdir()
+    (dbt / "seeds" / "lookup.csv").symlink_to(raw)
+    with pytest.raises(MeshDefinitionError) as err:
+        domain_definitions("patient_360", Mesh.load(MeshProject.discover(project)))
+    message = str(err.value)
+    assert "dbt_projects/patient_360/models/attack/leak_py.py: leak_py: [dbt-python-model]" in message
+    assert "dbt_projects/patient_360/seeds/lookup.csv: lookup: [dbt-seed]" in message
+
+
+def test_lines_cut_from_the_end_of_the_audit_log_are_detected(tmp_path: Path) -> None:
+    """Cutting the last lines (a refusal, say) leaves a chain that holds: the signed end names the gap,
+    and the next line, chained to the signed end, does not hide it."""
+    log = AuditLog(MeshHome(tmp_path / "home"))
+    for i in range(5):
+        log.append("read", consumer="c", product="d.p", version=str(i))
+    lines = log.path.read_text().splitlines()
+    log.path.write_text("\n".join(lines[:3]) + "\n")
+    assert log.verify() == (3, Broken(4, "lines 4 to 5 were removed from the end of the log"))
+    log.append("refused", consumer="c", product="d.p")
+    count, broken = log.verify()
+    assert count == 3 and broken is not None and broken.line == 4
+    log.path.unlink()
+    assert log.verify()[1] is not None  # the whole log removed, its signed end left
+    log.path.write_text("\n".join(lines) + "\n")
+    head = json.loads(log.head_path.read_text())
+    log.head_path.write_text(json.dumps({**head, "seq": 5}))  # the end rewritten without the key
+    assert log.verify()[1] == Broken(5, "the log's signed end (head.json) was edited or forged")

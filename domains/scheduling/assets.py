@@ -1,7 +1,8 @@
 """Scheduling: fold the appointment event stream into the current state of each appointment.
 
 Events land as JSON-lines files in `MESH_HOME/landing/appointments/`. Each run ingests the files it
-has not seen (by name and size), keeps every event once (by event_id, so re-delivered files and
+has not seen as they are (by name, size and mtime; entries that are no regular file are
+quarantined, never read, and hold nothing back), keeps every event once (by event_id, so re-delivered files and
 retried runs add nothing), quarantines bad lines with file and line (`mesh_platform.sdk.ingest`: any
 bytes, one line at a time), and records the files in the same transaction as their events: a run
 that dies mid-batch leaves nothing half-ingested.
@@ -14,10 +15,11 @@ quarantined. With another payload it is a `conflicting_duplicate`: quarantined w
 `first_seen`, the file:line of the delivery that was kept (stored earlier, or the first in the batch).
 """
 
+import json
 from typing import Any
 
-from mesh_platform.sdk import AssetContext, Ingested, internal, product, suite
-from mesh_platform.sdk.ingest import bounded_sql, ensure_quarantine, reason_case, stage_lines
+from mesh_platform.sdk import AssetContext, Ingested, LandingListing, internal, product, suite
+from mesh_platform.sdk.ingest import bounded_sql, ensure_quarantine, reason_case, relative, stage_lines
 
 EVENT_COLUMNS = {
     "event_id": "varchar",
@@ -32,15 +34,21 @@ EVENT_COLUMNS = {
 EVENT_TYPES = "('booked', 'rescheduled', 'cancelled', 'completed', 'no_show')"
 
 
-def _new_files(ctx: AssetContext) -> list:
+def _new_files(ctx: AssetContext) -> LandingListing:
+    """The files not ingested as they are now (by size and mtime as listed), and the entries that
+    are no file to read (a directory, a link, a pipe, an undecodable name)."""
     con = ctx.con
     con.execute(
         "create table if not exists main.ingested_files (file varchar primary key, size bigint, run_id varchar)"
     )
-    seen = dict(con.execute("select file, size from main.ingested_files").fetchall())
-    folder = ctx.landing_dir  # MESH_HOME/landing/appointments, as @internal(landing=...) names it
-    files = sorted(folder.glob("*.jsonl")) if folder.exists() else []
-    return [f for f in files if seen.get(f.relative_to(ctx.home).as_posix()) != f.stat().st_size]
+    con.execute("alter table main.ingested_files add column if not exists mtime_ns bigint")
+    seen = {
+        f: (size, mtime)
+        for f, size, mtime in con.execute("select * exclude (run_id) from main.ingested_files").fetchall()
+    }
+    listing = ctx.landing_files()  # MESH_HOME/landing/appointments, as @internal(landing=...) names it
+    new = [f for f in listing.files if seen.get(relative(ctx, f.path)) != (f.size, f.mtime_ns)]
+    return LandingListing(new, listing.skipped)
 
 
 def _payload(alias: str = "", typed: bool = False) -> str:
@@ -128,7 +136,8 @@ def _mark_repeats(ctx: AssetContext) -> None:
 )
 def appointment_events(ctx: AssetContext) -> Ingested:
     con = ctx.con
-    files = _new_files(ctx)
+    listing = _new_files(ctx)
+    files = [f.path for f in listing.files]
     con.execute(
         "create table if not exists main.appointment_events ("
         + ", ".join(f"{c} {t}" for c, t in EVENT_COLUMNS.items())
@@ -138,6 +147,10 @@ def appointment_events(ctx: AssetContext) -> Ingested:
     _mark_repeats(ctx)
     ensure_quarantine(ctx)
     typed = ", ".join(f"cast({c} as {t})" for c, t in EVENT_COLUMNS.items())
+    folder = relative(ctx, ctx.landing_dir)
+    for name, reason in listing.skipped.items():
+        if ctx.log is not None:
+            ctx.log.warning(f"{folder}/{name} is not read ({reason}): landing files are regular files with UTF-8 names")
     con.execute("begin transaction")
     try:
         # a redelivery (stored before, or repeated in the batch) has the kept event's payload: added once
@@ -146,16 +159,28 @@ def appointment_events(ctx: AssetContext) -> Ingested:
             "where _reason is null and not _stored "
             "and (_source_file, _source_line) not in (select (_source_file, _source_line) from _repeats)"
         )
+        # a file read again (rewritten, or grown since it was read) is classified whole again: what
+        # its earlier reads held back is replaced, not left beside lines that have loaded since
+        entries = [relative(ctx, f) for f in files] + [f"{folder}/{name}" for name in listing.skipped]
+        con.execute(
+            "delete from quarantine.records where asset = ? and source_file in (select unnest(?))", [ctx.name, entries]
+        )
         con.execute(
             "insert into quarantine.records (asset, source_file, source_line, reason, record, run_id) "
             "select ?, _source_file, _source_line, _reason, cast(_record as json), ? "
             "from _events where _reason is not null",
             [ctx.name, ctx.run_id],
         )
-        for f in files:
+        for name, reason in listing.skipped.items():
             con.execute(
-                "insert or replace into main.ingested_files values (?, ?, ?)",
-                [f.relative_to(ctx.home).as_posix(), f.stat().st_size, ctx.run_id],
+                "insert into quarantine.records (asset, source_file, source_line, reason, record, run_id) "
+                "values (?, ?, null, ?, ?, ?)",
+                [ctx.name, f"{folder}/{name}", reason, json.dumps({"entry": name}), ctx.run_id],
+            )
+        for f in listing.files:
+            con.execute(
+                "insert or replace into main.ingested_files (file, size, run_id, mtime_ns) values (?, ?, ?, ?)",
+                [relative(ctx, f.path), f.size, ctx.run_id, f.mtime_ns],
             )
         con.execute("commit")
     except Exception:

@@ -33,6 +33,7 @@ from mesh_platform.lineage.dagster_metadata import with_column_lineage
 from mesh_platform.orchestration.automation import EVERY_DAEMON_LOOP_S
 from mesh_platform.orchestration.freshness import freshness_sensor
 from mesh_platform.orchestration.landing import landing_sensor
+from mesh_platform.project.locations import LandingNameError
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn, SuiteFn
 
@@ -142,8 +143,17 @@ def streamed_names(fns: list[AssetFn], models: Mapping[str, Sequence[str]]) -> s
 
 
 def landing_problems(mesh: Mesh, domain: str, landing: list[str], code_file: str) -> list[Problem]:
-    """A landing folder belongs to one domain: its sandbox may read it, no other's may."""
+    """A landing folder is one name under MESH_HOME/landing (a path there would open other folders to
+    the domain's sandbox), and belongs to one domain: its sandbox may read it, no other's may."""
     problems = []
+    for name in landing:
+        try:
+            mesh.project.home.landing_folder(name)
+        except LandingNameError as exc:
+            claims = landing_claims(mesh.project.domain_dir(domain))
+            problems.append(
+                Problem(code_file, f"landing={name!r}", "landing-name", str(exc), line=claims.get(name), domain=domain)
+            )
     for other in mesh.project.domain_names():
         if other == domain:
             continue
@@ -192,6 +202,33 @@ def dbt_manifest(mesh: Mesh, domain: str, dbt_dir: Path, file: str) -> dict[str,
         raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
 
 
+def dbt_node_problems(mesh: Mesh, domain: str, dbt_dir: Path, manifest: Mapping[str, Any]) -> list[Problem]:
+    """What the platform does not build from a dbt project: Python models and seeds. dbt runs both
+    in the step's process, where the sandbox does not see what they read (a Python model's
+    `pandas.read_csv`, a seed's CSV file, which may be a link to anything)."""
+    refused = {
+        "python": (
+            "dbt-python-model",
+            "a dbt Python model runs in the step's process with its operating-system rights, outside the "
+            f"sandbox; write it in SQL, or as a Python asset in domains/{domain}/assets.py, which the code scan reads",
+        ),
+        "seed": (
+            "dbt-seed",
+            "dbt reads a seed's CSV in the step's process, outside the sandbox, so the mesh does not build seeds; "
+            f"put the file in the domain's sources (MESH_HOME/sources/{domain}/) and read it as a dbt source, "
+            "or keep code lists in Python (mesh_platform.sdk.reference_data)",
+        ),
+    }
+    problems = []
+    for node in manifest.get("nodes", {}).values():
+        kind = "seed" if node.get("resource_type") == "seed" else node.get("language")
+        if kind in refused:
+            rule, message = refused[kind]
+            path = mesh.project.rel(dbt_dir / str(node.get("original_file_path", "")))
+            problems.append(Problem(path, str(node.get("name", "")), rule, message, domain=domain))
+    return sorted(problems, key=lambda p: p.file)
+
+
 def own_model_inputs(manifest: Mapping[str, Any], domain: str) -> dict[str, list[str]]:
     """Each dbt model's name -> the names of the domain's own assets (sources and models) it reads."""
     from mesh_platform.defs.dbt_assets import model_inputs
@@ -232,6 +269,8 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
     built: set[str] = set()
     dbt_dir = mesh.project.dbt_project_dir(domain)
     manifest = dbt_manifest(mesh, domain, dbt_dir, file) if dbt_dir is not None else None
+    if dbt_dir is not None and manifest is not None and (refused := dbt_node_problems(mesh, domain, dbt_dir, manifest)):
+        raise MeshDefinitionError(problems + refused)
     streamed = streamed_names(fns, own_model_inputs(manifest, domain) if manifest else {})
     resolve = functools.partial(mesh.resolve, domain)
     sunset = {p.name for p in descriptor.products if p.sunset_passed()}  # older majors no longer built
@@ -354,7 +393,7 @@ def _add_sensors(mesh: Mesh, descriptor: Descriptor, fns: list[AssetFn], parts: 
             tags=run_tags(domain),
         )
         parts.jobs.append(batch_job)
-        folder = mesh.project.home.landing / fn.landing
+        folder = mesh.project.home.landing_folder(fn.landing)
         parts.sensors.append(landing_sensor(f"{domain}__{fn.name}_landing", folder, key, batch_job, domain))
     if descriptor.consumes:
         parts.sensors.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +25,16 @@ from mesh_platform.storage.product_store import Build, ProductStore, Published
 TRANSIENT_RETRIES = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
 
+# what trying again cannot fix: a path that is missing, forbidden or not what it should be (a
+# directory where a file is expected, a link loop, a name too long)
+PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+PERMANENT_ERRNOS = {errno.ELOOP, errno.ENAMETOOLONG, errno.ENXIO, errno.ENODEV}
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, duckdb.IOException | duckdb.TransactionException):
         return True
-    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError)
+    return isinstance(exc, OSError) and not isinstance(exc, PERMANENT_OS_ERRORS) and exc.errno not in PERMANENT_ERRNOS
 
 
 def as_failure(exc: BaseException) -> BaseException:

@@ -11,7 +11,11 @@ Each line is one decision (`event`):
 Lines are chained: each carries `seq`, `prev` (the previous line's `hash`) and `hash`, an HMAC-SHA256
 of the line's content and `prev` under the MESH_HOME's audit key (`audit.key`, mode 0600). Editing,
 deleting, reordering or inserting a line breaks the chain at that line, and a line cannot be forged
-without the key: `verify` names the first line that does not hold. Only platform code writes here;
+without the key: `verify` names the first line that does not hold. The log's end is signed too
+(`audit/head.json`: the last line's `seq` and `hash`, with an HMAC), so lines cut from the end are
+detected, and the next line is chained to that signed end, not to what is left of the file. Not
+detected without a copy kept elsewhere: the log and its head both deleted, or both put back as
+they were at an earlier time. Only platform code writes here;
 a domain step's SQL cannot reach the folder or the key (its sandbox), while domain Python code runs
 with its process's rights (see the README's governance section for what that means).
 """
@@ -59,6 +63,29 @@ class AuditLog:
     def _sign(self, record: dict[str, Any], key: bytes) -> str:
         return hmac.new(key, _canonical(record), hashlib.sha256).hexdigest()
 
+    @property
+    def head_path(self) -> Path:
+        return self.path.with_name("head.json")
+
+    def _head_mac(self, seq: int, hashed: str, key: bytes) -> str:
+        return hmac.new(key, f"head:{seq}:{hashed}".encode(), hashlib.sha256).hexdigest()
+
+    def _head(self, key: bytes) -> tuple[int, str] | Literal[False] | None:
+        """The signed end (seq, hash); None when there is none, False when it does not verify."""
+        try:
+            head = json.loads(self.head_path.read_text())
+            seq, hashed, mac = int(head["seq"]), str(head["hash"]), str(head["mac"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return (seq, hashed) if hmac.compare_digest(mac, self._head_mac(seq, hashed, key)) else False
+
+    def _write_head(self, seq: int, hashed: str, key: bytes) -> None:
+        staged = self.head_path.with_name(f".head.{os.getpid()}.json")
+        staged.write_text(json.dumps({"seq": seq, "hash": hashed, "mac": self._head_mac(seq, hashed, key)}) + "\n")
+        os.replace(staged, self.head_path)
+
     def _last(self, handle: Any) -> dict[str, Any] | None:
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
@@ -79,16 +106,20 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+", encoding="utf-8", errors="replace") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # concurrent runs append one after another
-            last = self._last(handle)
-            chained = {
-                **record,
-                "seq": int(last.get("seq", 0)) + 1 if last else 1,
-                "prev": str(last.get("hash", "")) if last else GENESIS,
-            }
+            # chained to the signed end: lines cut from the file stay a gap that `verify` names
+            head = self._head(key)
+            if head:
+                seq, prev = head[0] + 1, head[1]
+            else:
+                last = self._last(handle)
+                seq = int(last.get("seq", 0)) + 1 if last else 1
+                prev = str(last.get("hash", "")) if last else GENESIS
+            chained = {**record, "seq": seq, "prev": prev}
             chained["hash"] = self._sign(chained, key)
             handle.seek(0, os.SEEK_END)
             handle.write(json.dumps(chained, default=str) + "\n")
             handle.flush()
+            self._write_head(seq, chained["hash"], key)
         return record
 
     def records(self) -> Iterator[dict[str, Any]]:
@@ -104,24 +135,48 @@ class AuditLog:
 
     def verify(self) -> tuple[int, Broken | None]:
         """(lines that verify, the first broken line or None)."""
-        if not self.path.exists():
+        if not self.path.exists() and not self.head_path.exists():
             return 0, None
-        key, prev, count = self._key(), GENESIS, 0
+        key = self._key()
+        if not self.path.exists():
+            return 0, Broken(1, f"the log is missing, but its signed end ({self.head_path.name}) says it had lines")
         with open(self.path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    record = json.loads(raw)
-                    claimed = record.pop("hash")
-                except (ValueError, KeyError, AttributeError, TypeError):
-                    return count, Broken(number, "not a signed audit record")
-                if record.get("prev") != prev:
-                    return count, Broken(number, "does not follow the line before it (a line was removed or moved)")
-                if record.get("seq") != number:
-                    return count, Broken(number, f"sequence {record.get('seq')} where {number} was expected")
-                if not hmac.compare_digest(str(claimed), self._sign(record, key)):
-                    return count, Broken(number, "its content does not match its signature (the line was edited)")
-                prev, count = str(claimed), count + 1
-        return count, None
+            fcntl.flock(handle, fcntl.LOCK_SH)  # an append writes its line and the head under LOCK_EX
+            count, last, broken = self._verify_lines(handle, key)
+            return count, broken or self._verify_end(count, last, key)
+
+    def _verify_end(self, count: int, last: str, key: bytes) -> Broken | None:
+        """The log ends where its signed end says: no line cut from the end, none added after it."""
+        head = self._head(key)
+        if head is None:
+            return Broken(max(count, 1), f"the log's signed end ({self.head_path.name}) is missing") if count else None
+        if head is False:
+            return Broken(max(count, 1), f"the log's signed end ({self.head_path.name}) was edited or forged")
+        if head[0] > count:
+            return Broken(count + 1, f"lines {count + 1} to {head[0]} were removed from the end of the log")
+        if head[0] < count:
+            return Broken(head[0] + 1, f"the log goes on after its signed end (line {head[0]})")
+        if not hmac.compare_digest(head[1], last):
+            return Broken(count, f"the last line is not the one its signed end ({self.head_path.name}) names")
+        return None
+
+    def _verify_lines(self, handle: Any, key: bytes) -> tuple[int, str, Broken | None]:
+        """(lines that verify, the last one's hash, the first broken line or None)."""
+        prev, count = GENESIS, 0
+        for number, raw in enumerate(handle, start=1):
+            try:
+                record = json.loads(raw)
+                claimed = record.pop("hash")
+            except (ValueError, KeyError, AttributeError, TypeError):
+                return count, prev, Broken(number, "not a signed audit record")
+            if record.get("prev") != prev:
+                return count, prev, Broken(number, "does not follow the line before it (a line was removed or moved)")
+            if record.get("seq") != number:
+                return count, prev, Broken(number, f"sequence {record.get('seq')} where {number} was expected")
+            if not hmac.compare_digest(str(claimed), self._sign(record, key)):
+                return count, prev, Broken(number, "its content does not match its signature (the line was edited)")
+            prev, count = str(claimed), count + 1
+        return count, prev, None
 
 
 def audit_read(home: MeshHome, event: Event, **fields: Any) -> dict[str, Any]:

@@ -65,7 +65,7 @@ class Sandbox:
         landing: Iterable[str] = (),
         files: Iterable[str | Path] = (),
     ) -> Sandbox:
-        folders = [home.sources / domain, staging, *(home.landing / name for name in sorted(set(landing)))]
+        folders = [home.sources / domain, staging, *(home.landing_folder(name) for name in sorted(set(landing)))]
         return cls(
             domain,
             tuple(_directory(f) for f in folders),

@@ -241,8 +241,15 @@ def _blocked_by_checks(event: Any) -> bool:
 
 
 def _failure_message(event: Any) -> str:
+    """The step's error and, when it wraps another (retries exhausted: the last attempt's error),
+    the innermost one: what failed, not only that it was retried."""
     error = event.step_failure_data.error if event.step_failure_data else None
     message = str(error.message if error else "step failed").strip()
+    inner = error
+    while inner is not None and inner.cause is not None:
+        inner = inner.cause
+    if inner is not None and (detail := str(inner.message).strip()) not in message:
+        message = f"{message}: {detail}"
     return message.removeprefix("dagster._core.definitions.events.Failure: ")
 
 

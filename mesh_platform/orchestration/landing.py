@@ -20,14 +20,15 @@ from typing import Any
 import dagster as dg
 
 from mesh_platform.orchestration.automation import EVERY_DAEMON_LOOP_S
+from mesh_platform.sdk.landing import landing_files
 
 CATCH_UP_TAG = "mesh/catch_up_of"
 
 
 def _signatures(folder: Path) -> dict[str, str]:
-    if not folder.exists():
-        return {}
-    return {f.name: f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(folder.glob("*.jsonl"))}
+    """Each ingestible file's size and mtime; a directory, link, pipe or undecodable name never
+    launches a run (the asset quarantines it as an entry while ingesting the rest)."""
+    return {f.path.name: f.signature for f in landing_files(folder).files}
 
 
 def _already_ingested(instance: dg.DagsterInstance, key: dg.AssetKey, files: dict[str, str]) -> dict[str, str]:

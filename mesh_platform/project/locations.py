@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from mesh_platform.project.dagster_instance import prepare_instance
+
+# a landing folder is one name directly under MESH_HOME/landing: never a path (`..`, `/`, `a/b`)
+LANDING_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+class LandingNameError(ValueError):
+    """A landing folder named by a path instead of one lowercase name."""
 
 
 class NotAMeshProject(Exception):
@@ -43,6 +51,16 @@ class MeshHome:
     @property
     def landing(self) -> Path:
         return self.path / "landing"
+
+    def landing_folder(self, name: str) -> Path:
+        """`landing/<name>`; a name that is not one lowercase name (letters, digits, `_`) would reach
+        beyond the landing zone (`..`, an absolute path, `a/b`) and raises LandingNameError."""
+        if not isinstance(name, str) or not LANDING_NAME.fullmatch(name):
+            raise LandingNameError(
+                f"landing folder {name!r} is not a folder name: use one lowercase name (letters, digits, _), "
+                "a folder directly under MESH_HOME/landing"
+            )
+        return self.landing / name
 
     @property
     def dagster_home(self) -> Path:
@@ -81,6 +99,22 @@ class MeshHome:
         prepare_instance(self.dagster_home)  # dagster.yaml for MESH_ENV (dev: SQLite, prod: PostgreSQL)
 
 
+def check_home(home: Path) -> None:
+    """MESH_HOME must be a folder, or one that can be made: not a file, nor under one. Dagster finds
+    the instance's dagster.yaml with a glob pattern, so `[`, `]`, `*` and `?` in the path would make
+    it read no settings at all (and run nothing as configured)."""
+    if glob_chars := sorted(set("[]*?") & set(str(home))):
+        raise NotAMeshProject(
+            f"MESH_HOME={home} contains {' '.join(glob_chars)}: Dagster reads the instance's settings through a "
+            "glob pattern, so choose a folder whose path has none of [ ] * ?"
+        )
+    for folder in (home, *home.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise NotAMeshProject(f"MESH_HOME={home}: {folder} is a file, not a folder")
+            return
+
+
 @dataclass(frozen=True)
 class MeshProject:
     root: Path
@@ -94,6 +128,7 @@ class MeshProject:
                 f"{root} has no domains/ folder: run from the mesh project root or set MESH_PROJECT_DIR"
             )
         home = Path(os.environ.get("MESH_HOME") or root / ".mesh").resolve()
+        check_home(home)
         return cls(root=root, home=MeshHome(home))
 
     @property

@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 import duckdb
 
+from mesh_platform.project.locations import MeshHome
+from mesh_platform.sdk.landing import LandingListing, landing_files
 from mesh_platform.sql.syntax import quote
 
 
@@ -130,7 +132,12 @@ class AssetContext:
         """The folder this asset ingests (`MESH_HOME/landing/<landing>`, as named in `@internal`)."""
         if self.landing is None:
             raise ValueError(f"{self.domain}.{self.name} reads a landing folder without declaring landing=...")
-        return self.home / "landing" / self.landing
+        return MeshHome(self.home).landing_folder(self.landing)
+
+    def landing_files(self) -> LandingListing:
+        """The files of `landing_dir` to ingest, each with its size and mtime as listed, and the
+        entries that are no file to read (`mesh_platform.sdk.landing`)."""
+        return landing_files(self.landing_dir)
 
     def read(self, ref: str) -> str:
         """A relation name to use in SQL: own assets as-is, other domains' products governed."""
