@@ -149,3 +149,15 @@ def test_help_names_value_types_but_no_bool_beside_flags(verb: str | None) -> No
     assert "<bool>" not in result.output and "Usage: " in result.output
     if verb in ("products", "read", "audit"):
         assert re.search(r"^\s+--json\s", result.output, re.M), result.output
+
+
+def test_control_characters_from_source_data_are_shown_escaped_never_sent_to_the_terminal() -> None:
+    """A source value can carry terminal escapes (recolour, retitle, move the cursor) or bidirectional
+    overrides: `mesh read` and `mesh quarantine` show them as escapes."""
+    from mesh_platform.cli.common import plain
+
+    hostile = "A\x1b[31mRED\x1b]0;pwned\x07\u202eB\x9bC\r"
+    shown = plain(hostile).plain
+    assert shown == "A\\x1b[31mRED\\x1b]0;pwned\\x07\\u202eB\\x9bC\\r"
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in shown)
+    assert plain("tab\there\nnext line").plain == "tab\there\nnext line"  # layout characters stay

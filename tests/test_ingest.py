@@ -610,6 +610,46 @@ def test_every_csv_extract_quarantines_hostile_lines_among_its_seeded_defects(
     con.close()
 
 
+def test_blank_keys_values_of_the_wrong_json_type_and_zoned_times_are_quarantined(ingest) -> None:
+    """What a careless source sends and a cast would load wrong: a blank id, an object or a boolean
+    as a value (its JSON text would load), a time with an offset or zone (a cast drops it: 09:00+05:00
+    would load as 09:00) or `infinity`. A UTC mark (`Z`, `+00:00`) is the same time and loads."""
+
+    def event(key: str, **fields: object) -> str:
+        return json.dumps({**json.loads(_event(key)), **fields})
+
+    batch, con = ingest
+    result = batch(
+        "b1.jsonl",
+        (
+            event("K1", appointment_id="  "),
+            event(" "),
+            event("K3", event_id={"x": 1}),
+            event("K4", site_id=["S1"]),
+            event("K5", patient_id=True),
+            event("K6", event_time="2021-03-01T09:00:00+05:00"),
+            event("K7", event_time="2021-03-01T09:00:00 America/New_York"),
+            event("K8", scheduled_for="infinity"),
+            event("K9", event_time="2021-03-01T04:00:00Z"),
+            event("K10", event_time="2021-03-01T04:00:00+00:00"),
+        ),
+    )
+    assert result.loaded == 2
+    held = con.execute("select source_line, reason from quarantine.records order by 1").fetchall()
+    assert held == [
+        (1, "null_key"),
+        (2, "null_key"),
+        (3, "wrong_type"),
+        (4, "wrong_type"),
+        (5, "wrong_type"),
+        (6, "unparseable_value"),
+        (7, "unparseable_value"),
+        (8, "unparseable_value"),
+    ]
+    times = con.execute("select event_id, event_time from main.appointment_events order by 1").fetchall()
+    assert [str(t) for _, t in times] == ["2021-03-01 04:00:00", "2021-03-01 04:00:00"]
+
+
 def test_a_path_that_is_not_what_it_should_be_is_not_retried() -> None:
     """Retrying cannot fix a directory where a file is expected: the step fails at once, naming it;
     a disk or lock hiccup is still retried."""

@@ -72,7 +72,12 @@ def _classify(lines: str) -> str:
         EVENT_COLUMNS,
         rules=[
             ("malformed_json", "_valid is not true"),  # a blank line reads as null
-            ("null_key", "appointment_id is null or event_id is null"),
+            ("null_key", "nullif(trim(appointment_id), '') is null or nullif(trim(event_id), '') is null"),
+            # an object, array or boolean where a value belongs: its JSON text would load as the value
+            (
+                "wrong_type",
+                f"list_has_any(json_type(case when _valid then line end, [{paths}]), ['OBJECT', 'ARRAY', 'BOOLEAN'])",
+            ),
             ("unknown_code", f"event_type not in {EVENT_TYPES}"),
         ],
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -35,9 +36,15 @@ err = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 out = Console(highlight=False, width=_width(sys.stdout))
 
 
-def plain(text: object) -> Text:
-    """Text shown as it is: `[bold]` stays `[bold]`, `[/]` cannot break the output."""
-    return Text(str(text))
+# control characters (but tab and newline) and the bidirectional overrides: a value from a source
+# system could otherwise move the cursor, recolour or retitle the terminal, or reorder what is shown
+_UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: object, style: str = "") -> Text:
+    """Text shown as it is: `[bold]` stays `[bold]`, `[/]` cannot break the output, and a control
+    character is shown escaped (`\x1b`), never sent to the terminal."""
+    return Text(_UNSHOWN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text)), style=style)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:

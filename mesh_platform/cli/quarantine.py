@@ -34,7 +34,13 @@ def quarantine(
         Column("domain", [plain(r["domain"]) for r in shown], drop=1),
         Column("asset", [plain(r["asset"]) for r in shown]),
         Column("reason", [plain(r["reason"]) for r in shown]),
-        Column("source", [plain(f"{Path(r['source_file']).name}:{r['source_line']}") for r in shown]),
+        Column(
+            "source",
+            [
+                plain(Path(r["source_file"]).name + (f":{r['source_line']}" if r["source_line"] is not None else ""))
+                for r in shown
+            ],
+        ),
         Column("record", [plain(r["record"]) for r in shown], drop=2, prose=True),
     ]
     title = plain(f"quarantine{' of ' + ref if ref else ''}")

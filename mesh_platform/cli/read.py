@@ -92,7 +92,7 @@ def _cell(value: object, policy: str | None, column_type: str) -> Text:
         if value is None and _masked_away(policy, column_type):
             return Text("[masked]", style="magenta")
         if value is not None:
-            return Text(str(value), style="magenta")
+            return plain(value, style="magenta")  # a zip3 keeps the source's first characters
     return Text("NULL", style="dim italic") if value is None else plain(value)
 
 

@@ -347,12 +347,31 @@ def careful_csv_rows(con: duckdb.DuckDBPyConnection, path: Path, rel: str, colum
     batches.flush()
 
 
+# a time followed by an offset or a zone name, which a cast to a timestamp without zone drops
+# (09:00+05:00 would load as 09:00); timestamps are UTC, so only a UTC mark is accepted
+ZONED_TIME = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([+-]\d\d(:?\d\d)?|[A-Za-z][A-Za-z_]*(/[A-Za-z_+-]+)*)$"
+UTC_MARK = r"(?i)(z|utc|gmt|[+-]00(:?00)?)$"
+
+
 def _cast_rules(columns: Mapping[str, str]) -> list[tuple[str, str]]:
+    """`unparseable_value`: a value that does not cast to its column's type; for dates and times
+    also `infinity`, and a time with an offset or zone other than UTC (never shifted silently)."""
     rules = []
     for name, sql_type in columns.items():
-        if sql_type.lower() != "varchar":
-            col = quote(name)
-            rules.append(("unparseable_value", f"{col} is not null and try_cast({col} as {sql_type}) is null"))
+        kind = sql_type.lower()
+        if kind == "varchar":
+            continue
+        col = quote(name)
+        cast = f"try_cast({col} as {sql_type})"
+        bad = f"{cast} is null"
+        if kind in ("date", "timestamp", "datetime"):
+            bad += f" or isinf({cast})"
+        if kind in ("timestamp", "datetime"):
+            bad += (
+                f" or (regexp_matches(trim({col}), {literal(ZONED_TIME)})"
+                f" and not regexp_matches(trim({col}), {literal(UTC_MARK)}))"
+            )
+        rules.append(("unparseable_value", f"{col} is not null and ({bad})"))
     return rules
 
 
