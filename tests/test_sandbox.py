@@ -10,6 +10,7 @@ an audit line, and put no raw pii value anywhere the consumer can keep or print 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -370,3 +371,62 @@ def test_lines_cut_from_the_end_of_the_audit_log_are_detected(tmp_path: Path) ->
     head = json.loads(log.head_path.read_text())
     log.head_path.write_text(json.dumps({**head, "seq": 5}))  # the end rewritten without the key
     assert log.verify()[1] == Broken(5, "the log's signed end (head.json) was edited or forged")
+
+
+def test_a_materialization_of_a_project_refuses_the_domain(project: Path) -> None:
+    """A materialization can submit Python (`statement(..., language='python')`), which dbt runs in the
+    step's process, outside the sandbox, for a model that reads as plain SQL; one named like dbt's own
+    would replace it for every model."""
+    dbt = project / "dbt_projects" / "patient_360"
+    (dbt / "macros" / "own.sql").write_text(
+        "{% materialization mine, adapter='duckdb' %}\n"
+        "  {%- set target_relation = this.incorporate(type='table') -%}\n"
+        "  {% call statement('main', language='python') -%}\n"
+        "def model(dbt, session): return open('/etc/hostname').read()\n"
+        "  {%- endcall %}\n"
+        "  {{ return({'relations': [target_relation]}) }}\n"
+        "{% endmaterialization %}\n"
+        "{% materialization view, adapter='duckdb' %}{{ return(materialization_view_default()) }}\n"
+        "{% endmaterialization %}\n"
+    )
+    (dbt / "models" / "innocent.sql").write_text("{{ config(materialized='mine') }} select 1 as x\n")
+    with pytest.raises(MeshDefinitionError) as err:
+        domain_definitions("patient_360", Mesh.load(MeshProject.discover(project)))
+    message = str(err.value)
+    for name in ("materialization_mine_duckdb", "materialization_view_duckdb"):
+        assert f"dbt_projects/patient_360/macros/own.sql: {name}: [dbt-materialization]" in message
+
+
+@pytest.mark.parametrize("linked", ["landing/feed", "sources/site_operations", "landing"])
+def test_a_folder_of_the_sandbox_that_is_a_link_is_refused(tmp_path: Path, linked: str) -> None:
+    """DuckDB follows links in allowed_directories: a landing or sources folder that is a link (or
+    under one) would allow its target, e.g. MESH_HOME with its keys."""
+    home = MeshHome(tmp_path / "home")
+    for folder in ("landing/feed", "sources/site_operations", "staging/site_operations/run", "sources/patients"):
+        (home.path / folder).mkdir(parents=True, exist_ok=True)
+    (home.path / "audit.key").write_text("secret")
+    target = home.path / linked
+    shutil.rmtree(target)
+    target.symlink_to(home.path if linked != "landing" else home.path / "sources")
+    if linked == "landing":
+        (home.path / "sources" / "feed").mkdir()
+    with pytest.raises(ValueError, match="a link"):
+        Sandbox.for_step(home, "site_operations", home.path / "staging" / "site_operations" / "run", landing=["feed"])
+
+
+def test_a_malformed_or_removed_signed_end_is_reported_and_never_replaced(tmp_path: Path) -> None:
+    """A signed end that is not one (huge numbers, deep nesting, not an object) verifies as forged
+    without a traceback and appends still record; and neither a forged nor a removed end is replaced
+    by a valid one, which would hide lines cut along with it."""
+    log = AuditLog(MeshHome(tmp_path / "home"))
+    for i in range(4):
+        log.append("read", consumer="c", product="d.p", version=str(i))
+    lines = log.path.read_text().splitlines()
+    for forged in ('{"seq": 1e999, "hash": "x", "mac": "y"}', "[" * 100_000 + "]" * 100_000, "[1]"):
+        log.head_path.write_text(forged)
+        log.append("refused", consumer="c", product="d.p")
+        assert log.verify()[1] == Broken(log.verify()[0], "the log's signed end (head.json) was edited or forged")
+    log.path.write_text("\n".join(lines[:2]) + "\n")  # cut, the end removed, then a new decision
+    log.head_path.unlink()
+    log.append("refused", consumer="c", product="d.p")
+    assert log.verify() == (3, Broken(3, "the log's signed end (head.json) is missing"))

@@ -22,6 +22,7 @@ from typing import Any
 import dagster as dg
 
 from mesh_platform.contracts.load_gate import version_gate
+from mesh_platform.defs.dbt_project import PACKAGE_NAME
 from mesh_platform.defs.mesh_resource import RESOURCE_KEY, MeshResource
 from mesh_platform.defs.publish import alert
 from mesh_platform.defs.python_assets import build_python_asset
@@ -202,10 +203,20 @@ def dbt_manifest(mesh: Mesh, domain: str, dbt_dir: Path, file: str) -> dict[str,
         raise MeshDefinitionError([Problem(file, "", "dbt-manifest", str(exc), domain=domain)]) from exc
 
 
+# where the materializations dbt may run come from: dbt itself, dbt-duckdb, the platform's package
+TRUSTED_DBT_PACKAGES = {"dbt", "dbt_duckdb", PACKAGE_NAME}
+OWN_MATERIALIZATION = (
+    "a materialization defined in a dbt project or package can run Python in the step's process "
+    "(`statement(..., language='python')`), outside the sandbox, and replaces dbt's own of the same name; "
+    "use dbt's materializations (table, view, incremental, ...) or the platform's mesh_product"
+)
+
+
 def dbt_node_problems(mesh: Mesh, domain: str, dbt_dir: Path, manifest: Mapping[str, Any]) -> list[Problem]:
-    """What the platform does not build from a dbt project: Python models and seeds. dbt runs both
-    in the step's process, where the sandbox does not see what they read (a Python model's
-    `pandas.read_csv`, a seed's CSV file, which may be a link to anything)."""
+    """What the platform does not build from a dbt project: Python models, seeds and materializations
+    of its own. dbt runs them in the step's process, where the sandbox does not see what they read
+    (a Python model's `pandas.read_csv`, a seed's CSV file, which may be a link to anything, the
+    Python a materialization submits)."""
     refused = {
         "python": (
             "dbt-python-model",
@@ -226,6 +237,11 @@ def dbt_node_problems(mesh: Mesh, domain: str, dbt_dir: Path, manifest: Mapping[
             rule, message = refused[kind]
             path = mesh.project.rel(dbt_dir / str(node.get("original_file_path", "")))
             problems.append(Problem(path, str(node.get("name", "")), rule, message, domain=domain))
+    for macro in manifest.get("macros", {}).values():
+        name, package = str(macro.get("name", "")), macro.get("package_name")
+        if name.startswith("materialization_") and package not in TRUSTED_DBT_PACKAGES:
+            path = mesh.project.rel(dbt_dir / str(macro.get("original_file_path", "")))
+            problems.append(Problem(path, name, "dbt-materialization", OWN_MATERIALIZATION, domain=domain))
     return sorted(problems, key=lambda p: p.file)
 
 

@@ -38,6 +38,8 @@ from mesh_platform.project.locations import MeshHome
 Event = Literal["read", "refused", "raw_read", "sandbox_refusal"]
 GENESIS = "0" * 64
 TAIL_BYTES = 1 << 16
+HEAD_BYTES = 4096  # the signed end is one short JSON object: more is not one
+HEAD_FIELDS = {"seq": int, "hash": str, "mac": str}
 
 
 def _canonical(record: dict[str, Any]) -> bytes:
@@ -73,13 +75,16 @@ class AuditLog:
     def _head(self, key: bytes) -> tuple[int, str] | Literal[False] | None:
         """The signed end (seq, hash); None when there is none, False when it does not verify."""
         try:
-            head = json.loads(self.head_path.read_text())
-            seq, hashed, mac = int(head["seq"]), str(head["hash"]), str(head["mac"])
+            with open(self.head_path, "rb") as handle:
+                head = json.loads(handle.read(HEAD_BYTES))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, RecursionError):  # a folder, not JSON, nested beyond parsing
             return False
-        return (seq, hashed) if hmac.compare_digest(mac, self._head_mac(seq, hashed, key)) else False
+        if not isinstance(head, dict) or not all(isinstance(head.get(k), t) for k, t in HEAD_FIELDS.items()):
+            return False
+        seq, hashed = head["seq"], head["hash"]
+        return (seq, hashed) if hmac.compare_digest(head["mac"], self._head_mac(seq, hashed, key)) else False
 
     def _write_head(self, seq: int, hashed: str, key: bytes) -> None:
         staged = self.head_path.with_name(f".head.{os.getpid()}.json")
@@ -94,9 +99,10 @@ class AuditLog:
         for line in reversed(lines):
             if line.strip():
                 try:
-                    return json.loads(line)
-                except ValueError:
+                    last = json.loads(line)
+                except (ValueError, RecursionError):
                     return None
+                return last if isinstance(last, dict) else None
         return None
 
     def append(self, event: Event, **fields: Any) -> dict[str, Any]:
@@ -107,19 +113,21 @@ class AuditLog:
         with open(self.path, "a+", encoding="utf-8", errors="replace") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # concurrent runs append one after another
             # chained to the signed end: lines cut from the file stay a gap that `verify` names
-            head = self._head(key)
+            head, last = self._head(key), self._last(handle)
             if head:
                 seq, prev = head[0] + 1, head[1]
             else:
-                last = self._last(handle)
-                seq = int(last.get("seq", 0)) + 1 if last else 1
+                seq = last["seq"] + 1 if last and isinstance(last.get("seq"), int) else 1
                 prev = str(last.get("hash", "")) if last else GENESIS
             chained = {**record, "seq": seq, "prev": prev}
             chained["hash"] = self._sign(chained, key)
-            handle.seek(0, os.SEEK_END)
+            new_log = handle.seek(0, os.SEEK_END) == 0
             handle.write(json.dumps(chained, default=str) + "\n")
             handle.flush()
-            self._write_head(seq, chained["hash"], key)
+            # a missing or forged end is evidence: it is never replaced by a valid one, which would
+            # hide lines cut along with it (only a new log, or one whose end holds, gets a new end)
+            if head or (head is None and new_log):
+                self._write_head(seq, chained["hash"], key)
         return record
 
     def records(self) -> Iterator[dict[str, Any]]:
@@ -129,9 +137,10 @@ class AuditLog:
             for line in handle:
                 if line.strip():
                     try:
-                        yield json.loads(line)
-                    except ValueError:
-                        yield {"event": "unreadable", "raw": line[:200]}
+                        record = json.loads(line)
+                    except (ValueError, RecursionError):
+                        record = None
+                    yield record if isinstance(record, dict) else {"event": "unreadable", "raw": line[:200]}
 
     def verify(self) -> tuple[int, Broken | None]:
         """(lines that verify, the first broken line or None)."""
@@ -167,7 +176,7 @@ class AuditLog:
             try:
                 record = json.loads(raw)
                 claimed = record.pop("hash")
-            except (ValueError, KeyError, AttributeError, TypeError):
+            except (ValueError, KeyError, AttributeError, TypeError, RecursionError):
                 return count, prev, Broken(number, "not a signed audit record")
             if record.get("prev") != prev:
                 return count, prev, Broken(number, "does not follow the line before it (a line was removed or moved)")

@@ -24,6 +24,7 @@ what it tried to reach and the access agreement it would need (`explain`).
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -46,6 +47,25 @@ def _directory(path: Path) -> str:
     return str(path).rstrip("/") + "/"
 
 
+class SandboxPathError(ValueError):
+    """A folder the sandbox would allow that leads elsewhere (a link)."""
+
+
+def _not_a_link(home: MeshHome, folder: Path) -> None:
+    """DuckDB follows links in `allowed_directories`: a folder that is a link (or is under one)
+    inside MESH_HOME would allow its target, which could be another domain's data or MESH_HOME's
+    keys. A folder must be where it says, relative to MESH_HOME as resolved."""
+    if folder.is_relative_to(home.path):
+        real = home.path.resolve() / folder.relative_to(home.path)
+    else:  # a folder outside MESH_HOME (tests): at least not a link itself
+        real = folder.parent.resolve() / folder.name
+    if os.path.lexists(folder) and folder.resolve() != real:
+        raise SandboxPathError(
+            f"{folder} leads to {folder.resolve()} (a link): the folders a domain's SQL may reach must be real "
+            "folders under MESH_HOME; replace the link with a folder"
+        )
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """What one domain step may reach besides its warehouse file."""
@@ -66,6 +86,8 @@ class Sandbox:
         files: Iterable[str | Path] = (),
     ) -> Sandbox:
         folders = [home.sources / domain, staging, *(home.landing_folder(name) for name in sorted(set(landing)))]
+        for folder in folders:
+            _not_a_link(home, folder)
         return cls(
             domain,
             tuple(_directory(f) for f in folders),
