@@ -15,11 +15,11 @@ import pytest
 
 from mesh_platform.defs.domain_definitions import _asset_fns, _import_domain_code
 from mesh_platform.defs.publish import is_transient
-from mesh_platform.orchestration.landing import _signatures
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetContext, Ingested
 from mesh_platform.sdk.ingest import SourceFormatError
+from mesh_platform.sdk.landing import landing_signatures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,7 +139,7 @@ def test_entries_that_are_no_file_are_quarantined_and_hold_nothing_back(ingest, 
     ]
     assert batch().records_in == 0  # the next run: the same entries, still one row each
     assert con.execute("select count(*) from quarantine.records").fetchone() == (5,)
-    assert list(_signatures(landing)) == ["z-good.jsonl"]
+    assert list(landing_signatures(landing)) == ["z-good.jsonl"]  # what the landing sensor watches
 
 
 def test_a_file_rewritten_at_the_same_size_or_grown_is_read_again(ingest, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from mesh_platform.orchestration.landing import landing_sensor
 from mesh_platform.project.locations import LandingNameError
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn, SuiteFn
+from mesh_platform.sdk.landing import landing_signatures
 
 DOMAIN_PACKAGE = "mesh_domains"
 _IMPORT_LOCK = threading.Lock()
@@ -410,7 +411,8 @@ def _add_sensors(mesh: Mesh, descriptor: Descriptor, fns: list[AssetFn], parts: 
         )
         parts.jobs.append(batch_job)
         folder = mesh.project.home.landing_folder(fn.landing)
-        parts.sensors.append(landing_sensor(f"{domain}__{fn.name}_landing", folder, key, batch_job, domain))
+        signatures = functools.partial(landing_signatures, folder)
+        parts.sensors.append(landing_sensor(f"{domain}__{fn.name}_landing", folder, signatures, key, batch_job, domain))
     if descriptor.consumes:
         parts.sensors.append(
             dg.AutomationConditionSensorDefinition(

@@ -14,21 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from mesh_platform.orchestration.automation import EVERY_DAEMON_LOOP_S
-from mesh_platform.sdk.landing import landing_files
 
 CATCH_UP_TAG = "mesh/catch_up_of"
-
-
-def _signatures(folder: Path) -> dict[str, str]:
-    """Each ingestible file's size and mtime; a directory, link, pipe or undecodable name never
-    launches a run (the asset quarantines it as an entry while ingesting the rest)."""
-    return {f.path.name: f.signature for f in landing_files(folder).files}
 
 
 def _already_ingested(instance: dg.DagsterInstance, key: dg.AssetKey, files: dict[str, str]) -> dict[str, str]:
@@ -73,8 +67,16 @@ def _catch_up(context: dg.SensorEvaluationContext, key: dg.AssetKey) -> dg.RunRe
 
 
 def landing_sensor(
-    name: str, folder: Path, key: dg.AssetKey, job: dg.UnresolvedAssetJobDefinition, domain: str
+    name: str,
+    folder: Path,
+    signatures: Callable[[], dict[str, str]],
+    key: dg.AssetKey,
+    job: dg.UnresolvedAssetJobDefinition,
+    domain: str,
 ) -> dg.SensorDefinition:
+    """`signatures`: each file of `folder` the asset would ingest, by name, with its size and mtime
+    (the asset's own listing: an entry it would not read never launches a run)."""
+
     @dg.sensor(
         name=name,
         job=job,
@@ -86,7 +88,7 @@ def landing_sensor(
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         if _run_in_flight(context):  # the cursor stays: what is new now goes to the next run
             return dg.SkipReason("a batch run of this sensor is in flight; new files go to the next one")
-        files = _signatures(folder)
+        files = signatures()
         state: dict[str, Any] = (
             json.loads(context.cursor) if context.cursor else {"seen": _already_ingested(context.instance, key, files)}
         )

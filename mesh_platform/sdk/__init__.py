@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 import duckdb
 
-from mesh_platform.project.locations import MeshHome
 from mesh_platform.sdk.landing import LandingListing, landing_files
 from mesh_platform.sql.syntax import quote
 
@@ -132,7 +131,7 @@ class AssetContext:
         """The folder this asset ingests (`MESH_HOME/landing/<landing>`, as named in `@internal`)."""
         if self.landing is None:
             raise ValueError(f"{self.domain}.{self.name} reads a landing folder without declaring landing=...")
-        return MeshHome(self.home).landing_folder(self.landing)
+        return self.home / "landing" / self.landing  # a single name: definitions refuse others (landing-name)
 
     def landing_files(self) -> LandingListing:
         """The files of `landing_dir` to ingest, each with its size and mtime as listed, and the

@@ -65,3 +65,8 @@ def landing_files(folder: Path, suffix: str = ".jsonl") -> LandingListing:
             continue
         listing.files.append(LandingFile(Path(entry.path), info.st_size, info.st_mtime_ns))
     return listing
+
+
+def landing_signatures(folder: Path) -> dict[str, str]:
+    """Each file `landing_files` would ingest, by name: its size and mtime (what the landing sensor watches)."""
+    return {f.path.name: f.signature for f in landing_files(folder).files}
