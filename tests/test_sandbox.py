@@ -422,7 +422,8 @@ def test_a_malformed_or_removed_signed_end_is_reported_and_never_replaced(tmp_pa
     for i in range(4):
         log.append("read", consumer="c", product="d.p", version=str(i))
     lines = log.path.read_text().splitlines()
-    for forged in ('{"seq": 1e999, "hash": "x", "mac": "y"}', "[" * 100_000 + "]" * 100_000, "[1]"):
+    non_ascii = '{"seq": 5, "hash": "\\ud800", "mac": "\\u00e9"}'  # compare_digest refuses such str
+    for forged in ('{"seq": 1e999, "hash": "x", "mac": "y"}', "[" * 100_000 + "]" * 100_000, "[1]", non_ascii):
         log.head_path.write_text(forged)
         log.append("refused", consumer="c", product="d.p")
         assert log.verify()[1] == Broken(log.verify()[0], "the log's signed end (head.json) was edited or forged")
@@ -430,3 +431,6 @@ def test_a_malformed_or_removed_signed_end_is_reported_and_never_replaced(tmp_pa
     log.head_path.unlink()
     log.append("refused", consumer="c", product="d.p")
     assert log.verify() == (3, Broken(3, "the log's signed end (head.json) is missing"))
+    edited = json.loads(lines[1]) | {"hash": "\u00e9\ud800"}
+    log.path.write_text(f"{lines[0]}\n{json.dumps(edited)}\n")
+    assert log.verify()[1] == Broken(2, "its content does not match its signature (the line was edited)")

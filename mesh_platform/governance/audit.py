@@ -42,6 +42,12 @@ HEAD_BYTES = 4096  # the signed end is one short JSON object: more is not one
 HEAD_FIELDS = {"seq": int, "hash": str, "mac": str}
 
 
+def _same(claimed: str, expected: str) -> bool:
+    """Constant-time comparison of a claimed digest with the expected one: as bytes, since a str
+    with non-ASCII characters (a forged line may hold anything) makes `compare_digest` raise."""
+    return hmac.compare_digest(claimed.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def _canonical(record: dict[str, Any]) -> bytes:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str).encode()
 
@@ -70,7 +76,7 @@ class AuditLog:
         return self.path.with_name("head.json")
 
     def _head_mac(self, seq: int, hashed: str, key: bytes) -> str:
-        return hmac.new(key, f"head:{seq}:{hashed}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(key, f"head:{seq}:{hashed}".encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
     def _head(self, key: bytes) -> tuple[int, str] | Literal[False] | None:
         """The signed end (seq, hash); None when there is none, False when it does not verify."""
@@ -84,7 +90,7 @@ class AuditLog:
         if not isinstance(head, dict) or not all(isinstance(head.get(k), t) for k, t in HEAD_FIELDS.items()):
             return False
         seq, hashed = head["seq"], head["hash"]
-        return (seq, hashed) if hmac.compare_digest(head["mac"], self._head_mac(seq, hashed, key)) else False
+        return (seq, hashed) if _same(head["mac"], self._head_mac(seq, hashed, key)) else False
 
     def _write_head(self, seq: int, hashed: str, key: bytes) -> None:
         staged = self.head_path.with_name(f".head.{os.getpid()}.json")
@@ -165,7 +171,7 @@ class AuditLog:
             return Broken(count + 1, f"lines {count + 1} to {head[0]} were removed from the end of the log")
         if head[0] < count:
             return Broken(head[0] + 1, f"the log goes on after its signed end (line {head[0]})")
-        if not hmac.compare_digest(head[1], last):
+        if not _same(head[1], last):
             return Broken(count, f"the last line is not the one its signed end ({self.head_path.name}) names")
         return None
 
@@ -182,7 +188,7 @@ class AuditLog:
                 return count, prev, Broken(number, "does not follow the line before it (a line was removed or moved)")
             if record.get("seq") != number:
                 return count, prev, Broken(number, f"sequence {record.get('seq')} where {number} was expected")
-            if not hmac.compare_digest(str(claimed), self._sign(record, key)):
+            if not _same(str(claimed), self._sign(record, key)):
                 return count, prev, Broken(number, "its content does not match its signature (the line was edited)")
             prev, count = str(claimed), count + 1
         return count, prev, None
