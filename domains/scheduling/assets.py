@@ -44,7 +44,7 @@ def _new_files(ctx: AssetContext) -> LandingListing:
     con.execute("alter table main.ingested_files add column if not exists mtime_ns bigint")
     seen = {
         f: (size, mtime)
-        for f, size, mtime in con.execute("select * exclude (run_id) from main.ingested_files").fetchall()
+        for f, size, mtime in con.execute("select file, size, mtime_ns from main.ingested_files").fetchall()
     }
     listing = ctx.landing_files()  # MESH_HOME/landing/appointments, as @internal(landing=...) names it
     new = [f for f in listing.files if seen.get(relative(ctx, f.path)) != (f.size, f.mtime_ns)]

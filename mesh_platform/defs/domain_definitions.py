@@ -148,11 +148,12 @@ def landing_problems(mesh: Mesh, domain: str, landing: list[str], code_file: str
     """A landing folder is one name under MESH_HOME/landing (a path there would open other folders to
     the domain's sandbox), and belongs to one domain: its sandbox may read it, no other's may."""
     problems = []
+    claims: dict[str, int] | None = None
     for name in landing:
         try:
             mesh.project.home.landing_folder(name)
         except LandingNameError as exc:
-            claims = landing_claims(mesh.project.domain_dir(domain))
+            claims = landing_claims(mesh.project.domain_dir(domain)) if claims is None else claims
             problems.append(
                 Problem(code_file, f"landing={name!r}", "landing-name", str(exc), line=claims.get(name), domain=domain)
             )

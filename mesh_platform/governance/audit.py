@@ -119,10 +119,11 @@ class AuditLog:
         with open(self.path, "a+", encoding="utf-8", errors="replace") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # concurrent runs append one after another
             # chained to the signed end: lines cut from the file stay a gap that `verify` names
-            head, last = self._head(key), self._last(handle)
+            head = self._head(key)
             if head:
                 seq, prev = head[0] + 1, head[1]
             else:
+                last = self._last(handle)
                 seq = last["seq"] + 1 if last and isinstance(last.get("seq"), int) else 1
                 prev = str(last.get("hash", "")) if last else GENESIS
             chained = {**record, "seq": seq, "prev": prev}
