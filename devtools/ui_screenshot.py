@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,8 +64,11 @@ def graphql(port: int, query: str, variables: Mapping[str, Any] | None = None, t
         data=json.dumps({"query": query, "variables": dict(variables or {})}).encode(),
         headers={"content-type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        body = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # the server's own message says why (500: an error it raised)
+        raise RuntimeError(f"GraphQL HTTP {exc.code}: {exc.read().decode(errors='replace')[:2000]}") from None
     if body.get("errors"):
         raise RuntimeError(f"GraphQL errors: {json.dumps(body['errors'])[:2000]}")
     return body["data"]

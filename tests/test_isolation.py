@@ -154,8 +154,8 @@ def test_ctrl_c_stops_every_domain_and_cancels_their_runs(tmp_path: Path) -> Non
     instance = DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
     workers = [_worker(instance, run_id) for run_id in run_ids]
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=300)
-    assert proc.returncode == 130
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     active = {DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
     runs = instance.get_runs()
@@ -164,6 +164,67 @@ def test_ctrl_c_stops_every_domain_and_cancels_their_runs(tmp_path: Path) -> Non
     interrupted = {r.job_name: r.status for r in runs if r.status != DagsterRunStatus.SUCCESS}
     assert interrupted.get("pharmacy") == DagsterRunStatus.CANCELED, interrupted
     assert set(interrupted.values()) == {DagsterRunStatus.CANCELED}, interrupted
+
+
+def test_ctrl_c_between_creating_a_run_and_submitting_it_leaves_no_run_behind(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C can come at any moment of `mesh run`; here just after patients' run was created and
+    before it was submitted (as it is shown). The run never started, so it is deleted, as a run
+    created ahead is."""
+    from dagster import DagsterInstance
+
+    from mesh_platform.orchestration.domain_runs import DomainRuns, job_loader, open_instance, submission_order
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))  # `open_instance` sets it
+    mesh = Mesh.load(MeshProject.discover(project))
+
+    def ctrl_c_once_shown(line: str) -> None:
+        if ": run " in line:
+            raise KeyboardInterrupt
+
+    order = submission_order(mesh, ["patients"])
+    loader = job_loader(mesh, order)
+    with pytest.raises(KeyboardInterrupt), open_instance(mesh) as instance:
+        DomainRuns(mesh, order, instance, ctrl_c_once_shown, 1, loader).run()
+    loader.stop(30)
+    assert DagsterInstance.from_config(str(tmp_path / "home" / "dagster")).get_runs() == []
+
+
+class _SignalsWhenCollected:
+    """Sends this process SIGINT from its finalizer, so that Python runs the SIGINT handler there:
+    what happens when Ctrl-C comes while SQLAlchemy's finalizers run, as they often do in `mesh run`."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(10_000))  # the handler runs here, inside the finalizer
+
+
+def test_ctrl_c_that_lands_in_a_finalizer_still_stops_mesh_run(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KeyboardInterrupt raised inside a finalizer is printed as "Exception ignored" and lost, so
+    `mesh run` went on to the end. Ctrl-C is now recorded and acted on between polls: the run is
+    stopped and nothing is left running or waiting."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    from mesh_platform.orchestration.ctrl_c import deferred_ctrl_c
+    from mesh_platform.orchestration.domain_runs import DomainRuns, job_loader, open_instance, submission_order
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))  # `open_instance` sets it
+    mesh = Mesh.load(MeshProject.discover(project))
+
+    def ctrl_c_in_a_finalizer(line: str) -> None:
+        if ": run " in line:
+            _SignalsWhenCollected()  # collected at once
+
+    order = submission_order(mesh, ["patients"])
+    loader = job_loader(mesh, order)
+    with pytest.raises(KeyboardInterrupt), deferred_ctrl_c() as ctrl_c, open_instance(mesh) as instance:
+        DomainRuns(mesh, order, instance, ctrl_c_in_a_finalizer, 1, loader, ctrl_c).run()
+    loader.stop(30)
+    active = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    assert not DagsterInstance.from_config(str(tmp_path / "home" / "dagster")).get_runs(RunsFilter(statuses=active))
 
 
 def test_a_run_whose_worker_dies_fails_and_frees_its_domain(tmp_path: Path) -> None:

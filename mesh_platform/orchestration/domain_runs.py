@@ -14,7 +14,8 @@ A domain's run is created ahead of its turn, between polls, once the domains it 
 running or done (`DomainRuns.prepare`): when they succeed it is only submitted, so the time Dagster
 takes to create a run (its execution plan, a planned event per asset and check: 0.15-0.5 s) is not
 spent between a producer's end and its consumer's start. A run created ahead whose producer then
-fails, or that `mesh run` leaves behind (Ctrl-C), is deleted: it never started. Each carries the
+fails, or any run that `mesh run` leaves unsubmitted (Ctrl-C while it was created ahead, being
+created or being submitted), is deleted: it never started. Each carries the
 tag `mesh/prepared_by` (`<pid>@<host>`), so that one left by a `mesh run` that was killed is
 deleted by the next `mesh run` (`reap_orphaned_runs`).
 
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mesh_platform.descriptor.problems import MeshDefinitionError
+from mesh_platform.orchestration.ctrl_c import CtrlC, deferred_ctrl_c
 from mesh_platform.orchestration.job_loader import JobLoader
 from mesh_platform.orchestration.process_health import local_pid, local_runner_pid, process_alive
 from mesh_platform.orchestration.run_report import DomainResult, ProductResult, product_result
@@ -283,15 +285,24 @@ class DomainRuns:
     """Submits the selected domains' runs, producers first, `jobs` at a time, and waits for them."""
 
     def __init__(
-        self, mesh: Mesh, by_priority: list[str], instance: Any, emit: Emit, jobs: int, loader: Loader
+        self,
+        mesh: Mesh,
+        by_priority: list[str],
+        instance: Any,
+        emit: Emit,
+        jobs: int,
+        loader: Loader,
+        ctrl_c: CtrlC | None = None,
     ) -> None:
-        """`by_priority`: the selected domains in `submission_order`."""
+        """`by_priority`: the selected domains in `submission_order`; `ctrl_c`: checked between polls."""
         self.mesh, self.instance, self.emit, self.jobs, self.loader = mesh, instance, emit, jobs, loader
+        self.ctrl_c = ctrl_c or CtrlC()
         self.ordered = topological(mesh, by_priority)  # the report's order
         self.by_priority = by_priority
         self.results: dict[str, DomainResult] = {}
         self.running: dict[str, InFlight] = {}
         self.prepared: dict[str, str] = {}  # domain -> its run, created ahead and not yet submitted
+        self.created: list[str] = []  # every run this `mesh run` created (or began to create)
         self.tags = {
             **LAUNCHED_BY,
             PREPARED_BY: f"{os.getpid()}@{socket.gethostname()}",
@@ -331,8 +342,6 @@ class DomainRuns:
         """Create the run of one domain ahead of its turn: the first, in submission order, whose job
         is loaded and whose producers are all running or have succeeded; at most one per slot (with
         `--jobs 1` only the next run waits, shown as "Not started" in the UI)."""
-        from mesh_platform.upstream.dagster_runs import create_linked_run
-
         if len(self.prepared) >= self.jobs:
             return
         ready = self.running.keys() | (self.results.keys() - self.failed())
@@ -341,12 +350,21 @@ class DomainRuns:
                 continue
             linked = self.loader.loaded(domain) if self.producers(domain) <= ready else None
             if linked is not None:
-                self.prepared[domain] = str(uuid.uuid4())
-                create_linked_run(self.instance, linked, self.prepared[domain], self.tags)
+                self.prepared[domain] = self.create(linked)
                 return
 
+    def create(self, linked: Any) -> str:
+        """A new NOT_STARTED run of `linked`, recorded before it is created: a Ctrl-C at any point
+        leaves no run behind that `delete_unstarted` does not find."""
+        from mesh_platform.upstream.dagster_runs import create_linked_run
+
+        run_id = str(uuid.uuid4())
+        self.created.append(run_id)
+        create_linked_run(self.instance, linked, run_id, self.tags)
+        return run_id
+
     def submit(self, domain: str) -> None:
-        from mesh_platform.upstream.dagster_runs import CodeLocationNotFound, create_linked_run, submit_run
+        from mesh_platform.upstream.dagster_runs import CodeLocationNotFound, submit_run
 
         started = time.monotonic()
         if (run_id := self.prepared.pop(domain, None)) is None:
@@ -359,8 +377,7 @@ class DomainRuns:
                 return self.finish(DomainResult(domain, "invalid", error=str(exc)))
             except Exception as exc:  # a definition Dagster refuses: report it, let other domains run
                 return self.finish(DomainResult(domain, "invalid", error=f"{type(exc).__name__}: {exc}"))
-            run_id = str(uuid.uuid4())
-            create_linked_run(self.instance, linked, run_id, self.tags)
+            run_id = self.create(linked)
         self.emit(f"{domain}: run {run_id}")
         flight = InFlight(domain, run_id, started, Progress(self.emit))
         self.running[domain] = flight
@@ -440,6 +457,7 @@ class DomainRuns:
     def run(self) -> list[DomainResult]:
         try:
             while len(self.results) < len(self.ordered):
+                self.ctrl_c.check()
                 pending = [d for d in self.by_priority if d not in self.results and d not in self.running]
                 for domain in pending:
                     self.step(domain)
@@ -458,14 +476,25 @@ class DomainRuns:
                 if self.running and not ended:  # a run that ended frees a slot: submit at once
                     self.prepare()
                     time.sleep(POLL_S)
+            self.ctrl_c.check()  # it came as the last run ended: aborted all the same
         except BaseException:
             self.cancel_running()
             raise
         finally:
-            for run_id in self.prepared.values():  # never submitted (Ctrl-C, an error)
-                with contextlib.suppress(Exception):
-                    self.instance.delete_run(run_id)
+            self.delete_unstarted()
         return [self.results[d] for d in self.ordered]
+
+    def delete_unstarted(self) -> None:
+        """Runs this `mesh run` created and never launched (Ctrl-C or an error came while one was
+        created ahead, being created, or being submitted): they never started, so they go."""
+        from dagster import DagsterRunStatus, RunsFilter
+
+        if not self.created:
+            return
+        unstarted = RunsFilter(run_ids=self.created, statuses=[DagsterRunStatus.NOT_STARTED])
+        for run in self.instance.get_runs(unstarted):
+            with contextlib.suppress(Exception):  # one that cannot be deleted must not keep the others
+                self.instance.delete_run(run.run_id)
 
     def cancel_running(self) -> None:
         """Ctrl-C: end every run in flight as cancelled (its worker is signalled) and wait for it."""
@@ -476,10 +505,22 @@ class DomainRuns:
         for flight in self.running.values():
             while time.monotonic() < deadline:
                 run = self.instance.get_run_by_id(flight.run_id)
-                if run is None or run.is_finished:
+                if run is None or run.is_finished or self.worker_gone(run):
                     break
                 time.sleep(0.2)
         reap_orphaned_runs(self.instance)
+
+    def worker_gone(self, run: Any) -> bool:
+        """The run's worker has exited without ending the run (stopped before Dagster had taken
+        over its signals): the run is ended here, as cancelled."""
+        launcher = self.instance.run_launcher
+        if not launcher.supports_check_run_worker_health:
+            return False
+        health = launcher.check_run_worker_health(run)
+        if health.status.value != "FAILED":
+            return False
+        fail_dead_run(self.instance, run, health.msg or "its run worker exited")
+        return True
 
 
 def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None = None) -> list[DomainResult]:
@@ -494,11 +535,12 @@ def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None
     loader = job_loader(mesh, by_priority)
     if cold:  # the first run waits for the server's imports: every job loads meanwhile, in the background
         loader.start()
-    try:
-        with open_instance(mesh) as instance:
-            return DomainRuns(mesh, by_priority, instance, emit, jobs, loader).run()
-    finally:
-        loader.stop(LOADER_STOP_WAIT_S)
+    with deferred_ctrl_c() as ctrl_c:
+        try:
+            with open_instance(mesh) as instance:
+                return DomainRuns(mesh, by_priority, instance, emit, jobs, loader, ctrl_c).run()
+        finally:
+            loader.stop(LOADER_STOP_WAIT_S)
 
 
 def job_loader(mesh: Mesh, order: list[str]) -> Loader:
