@@ -113,9 +113,10 @@ def test_a_retried_run_adds_nothing(ingest) -> None:
 
 
 def test_entries_that_are_no_file_are_quarantined_and_hold_nothing_back(ingest, tmp_path: Path) -> None:
-    """A directory, a pipe, a link (dangling, or to another domain's extract) or an undecodable name
-    in the landing folder: never read (a pipe would block the run, a link reach out), each
-    quarantined as an entry, and the good file beside them loads; the sensor requests no run for them."""
+    """A directory, a pipe, a link (dangling, or to another domain's extract), an undecodable name or
+    a file not named *.jsonl in the landing folder: never read (a pipe would block the run, a link
+    reach out), each quarantined as an entry, and the good file beside them loads; the sensor
+    requests no run for them. A subfolder and files still being written (`.tmp`, hidden) are left be."""
     batch, con = ingest
     landing = tmp_path / "home" / "landing" / "appointments"
     (landing / "a-dir.jsonl").mkdir()
@@ -127,6 +128,11 @@ def test_entries_that_are_no_file_are_quarantined_and_hold_nothing_back(ingest, 
     (landing / "d-link.jsonl").symlink_to(extract)
     with open(os.path.join(os.fsencode(landing), b"e-\xff.jsonl"), "w") as undecodable:
         undecodable.write(_event("X1") + "\n")
+    for misnamed in ("f-batch.json", "g-BATCH.JSONL"):  # a source system's slip: said, not passed over
+        (landing / misnamed).write_text(_event("M1") + "\n")
+    (landing / "archive").mkdir()  # a subfolder, and files still being written: not the stream's
+    (landing / "h-batch.jsonl.tmp").write_text(_event("T1") + "\n")
+    (landing / ".i-batch.part").write_text(_event("T2") + "\n")
     result = batch("z-good.jsonl", (_event("G1"),))
     assert (result.loaded, result.files) == (1, ["z-good.jsonl"])
     held = con.execute("select source_file, source_line, reason from quarantine.records order by all").fetchall()
@@ -136,9 +142,11 @@ def test_entries_that_are_no_file_are_quarantined_and_hold_nothing_back(ingest, 
         ("landing/appointments/c-dangling.jsonl", None, "not_a_file"),
         ("landing/appointments/d-link.jsonl", None, "not_a_file"),
         ("landing/appointments/e-\\xff.jsonl", None, "invalid_file_name"),
+        ("landing/appointments/f-batch.json", None, "wrong_file_suffix"),
+        ("landing/appointments/g-BATCH.JSONL", None, "wrong_file_suffix"),
     ]
     assert batch().records_in == 0  # the next run: the same entries, still one row each
-    assert con.execute("select count(*) from quarantine.records").fetchone() == (5,)
+    assert con.execute("select count(*) from quarantine.records").fetchone() == (7,)
     assert list(landing_signatures(landing)) == ["z-good.jsonl"]  # what the landing sensor watches
 
 

@@ -1,11 +1,11 @@
 """Scheduling: fold the appointment event stream into the current state of each appointment.
 
 Events land as JSON-lines files in `MESH_HOME/landing/appointments/`. Each run ingests the files it
-has not seen as they are (by name, size and mtime; entries that are no regular file are
-quarantined, never read, and hold nothing back), keeps every event once (by event_id, so re-delivered files and
-retried runs add nothing), quarantines bad lines with file and line (`mesh_platform.sdk.ingest`: any
-bytes, one line at a time), and records the files in the same transaction as their events: a run
-that dies mid-batch leaves nothing half-ingested.
+has not seen as they are (by name, size and mtime; entries that are no regular file, or files not
+named *.jsonl, are quarantined, never read, and hold nothing back), keeps every event once (by
+event_id, so re-delivered files and retried runs add nothing), quarantines bad lines with file and
+line (`mesh_platform.sdk.ingest`: any bytes, one line at a time), and records the files in the same
+transaction as their events: a run that dies mid-batch leaves nothing half-ingested.
 
 An event's payload is every field the mesh keeps of it but its `event_id`: appointment, patient,
 site, service, type and both times, compared as loaded (typed), so key order, whitespace, fields
@@ -18,7 +18,7 @@ quarantined. With another payload it is a `conflicting_duplicate`: quarantined w
 import json
 from typing import Any
 
-from mesh_platform.sdk import AssetContext, Ingested, LandingListing, internal, product, suite
+from mesh_platform.sdk import WHY_SKIPPED, AssetContext, Ingested, LandingListing, internal, product, suite
 from mesh_platform.sdk.ingest import bounded_sql, ensure_quarantine, reason_case, relative, stage_lines
 
 EVENT_COLUMNS = {
@@ -155,7 +155,7 @@ def appointment_events(ctx: AssetContext) -> Ingested:
     folder = relative(ctx, ctx.landing_dir)
     for name, reason in listing.skipped.items():
         if ctx.log is not None:
-            ctx.log.warning(f"{folder}/{name} is not read ({reason}): landing files are regular files with UTF-8 names")
+            ctx.log.warning(f"{folder}/{name} is not read ({reason}): {WHY_SKIPPED[reason]}")
     con.execute("begin transaction")
     try:
         # a redelivery (stored before, or repeated in the batch) has the kept event's payload: added once

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from mesh_platform.sdk.landing import WHY_SKIPPED as WHY_SKIPPED  # re-exported for domain code
 from mesh_platform.sdk.landing import LandingListing, landing_files
 from mesh_platform.sql.syntax import quote
 

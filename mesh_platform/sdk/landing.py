@@ -1,12 +1,16 @@
 """The files of a landing folder that can be ingested, as the sensor and the ingesting asset list them.
 
 A landing folder is written by source systems, and anything can appear in it: a directory or a pipe
-named like a file, a link, a name that is not UTF-8, a file removed between two looks. Only regular
-files (not links) with a UTF-8 name ending in the folder's suffix are ingested; every other entry
-with that suffix is returned as skipped, with why, so that the asset can say so (a quarantine row)
-while the other files go on being ingested. Each file carries its size and modification time as
-listed: what a run records as ingested is what it listed, so a file that grows or is rewritten
-after the listing (even at the same size) is ingested again by the next run.
+named like a file, a link, a name that is not UTF-8, a file removed between two looks, a batch named
+`.json` or `.JSONL`. Only regular files (not links) with a UTF-8 name ending in the folder's suffix
+are ingested; every other entry with that suffix, and every other regular file, is returned as
+skipped, with why, so that the asset can say so (a quarantine row) while the other files go on being
+ingested. Left aside without a word: subfolders and other non-files without the suffix (an
+`archive/`), and a file still being written under another name as source systems do before they
+rename it (a hidden name, or one ending in `.tmp`, `.part`, `.partial` or `~`). Each file carries
+its size and modification time as listed: what a run records as ingested is what it listed, so a
+file that grows or is rewritten after the listing (even at the same size) is ingested again by the
+next run.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ class LandingFile:
 @dataclass(frozen=True)
 class LandingListing:
     files: list[LandingFile] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # entry name, shown printable -> why it is not read
+    skipped: dict[str, str] = field(default_factory=dict)  # entry name, shown printable -> why (`WHY_SKIPPED`)
 
 
 def shown_name(name: str) -> str:
@@ -41,8 +45,22 @@ def shown_name(name: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+WHY_SKIPPED = {
+    "not_a_file": "it is not a regular file",
+    "invalid_file_name": "its name is not UTF-8",
+    "wrong_file_suffix": "landing files are named *.jsonl",
+}
+IN_PROGRESS = (".tmp", ".part", ".partial", "~")  # a file written under one of these, then renamed
+
+
+def in_progress(name: str) -> bool:
+    """A name a source system writes a file under before renaming it into place."""
+    return name.startswith(".") or name.lower().endswith(IN_PROGRESS)
+
+
 def landing_files(folder: Path, suffix: str = ".jsonl") -> LandingListing:
-    """The regular files named `*<suffix>` directly in `folder`, sorted by name, and the other such entries."""
+    """The regular files named `*<suffix>` directly in `folder`, sorted by name, and the entries
+    skipped, with why."""
     listing = LandingListing()
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name.encode("utf-8", "surrogateescape"))
@@ -50,6 +68,8 @@ def landing_files(folder: Path, suffix: str = ".jsonl") -> LandingListing:
         return listing
     for entry in entries:
         if not entry.name.endswith(suffix):
+            if not in_progress(entry.name) and entry.is_file(follow_symlinks=False):
+                listing.skipped[shown_name(entry.name)] = "wrong_file_suffix"
             continue
         try:
             entry.name.encode("utf-8")
