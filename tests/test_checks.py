@@ -83,3 +83,29 @@ def test_missing_retyped_and_extra_columns_fail_the_schema_contract_by_name() ->
     # the expectations did not run: they neither pass nor block, and say why
     assert skipped and all(not o.passed and not o.ran and not o.blocks for o in skipped)
     assert all(o.summary == "not run: the schema contract failed" for o in skipped)
+
+
+def test_an_expectation_on_a_pii_column_that_cannot_run_does_not_quote_its_values() -> None:
+    """A value set of the wrong type on a pii column (`value_set: [1, 2]` on `email`): DuckDB's error
+    quotes the value it could not convert, and the check result, read by every consumer, must not."""
+    product = _product("patients", "patient_accounts")
+    pii = [c for c in product.columns if c.classification == "pii" and c.type == "string"]
+    for kind, kwargs in (
+        ("expect_column_values_to_be_in_set", {"column": pii[0].name, "value_set": [1, 2]}),
+        ("expect_column_pair_values_to_be_equal", {"column_A": pii[1].name, "column_B": "created_at"}),
+    ):
+        product.expectations.append(product.expectations[0].model_copy(update={"type": kind, "kwargs": kwargs}))
+    con = duckdb.connect()
+    columns = ", ".join(f"{c.name} {SQL_TYPES[c.type]}" for c in product.columns)
+    con.execute(f"create table main.{product.name} ({columns})")
+    typed = {"string": "'{}@example.com'", "timestamp": "timestamp '2021-01-01'"}
+    secret = {c.name: f"secret-{c.name}" if c.classification == "pii" else c.name for c in product.columns}
+    values = ", ".join(typed.get(c.type, "null").format(secret[c.name]) for c in product.columns)
+    con.execute(f"insert into main.{product.name} values ({values})")
+    outcomes = run_contract(con, product)
+    broken = [o for o in outcomes if "could not run" in o.summary]
+    assert len(broken) == 2, [o.summary for o in outcomes]
+    for outcome in broken:
+        assert not outcome.passed and "<pii masked>" in outcome.summary
+    shown = " ".join(str(o.metadata) + o.summary for o in outcomes)
+    assert "secret-" not in shown, shown

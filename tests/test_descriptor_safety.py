@@ -134,6 +134,8 @@ def test_aliases_that_expand_within_bounds_are_ordinary_yaml(project: Path) -> N
         ("x: 2024-13-45\n", "yaml"),  # a date YAML cannot build
         ("x: " + "9" * 5000 + "\n", "yaml"),  # an integer Python refuses to convert
         ('x: "\x00"\n', "yaml"),
+        ('x: "a\\0b"\n', "nul-character"),  # escaped: YAML builds the NUL (generated code would not compile)
+        ('x: ["\\u0000"]\n', "nul-character"),
         ("---\nsecond: document\n", "yaml"),
     ],
 )

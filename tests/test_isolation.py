@@ -220,8 +220,14 @@ def test_ctrl_c_that_lands_in_a_finalizer_still_stops_mesh_run(
 
     order = submission_order(mesh, ["patients"])
     loader = job_loader(mesh, order)
-    with pytest.raises(KeyboardInterrupt), deferred_ctrl_c() as ctrl_c, open_instance(mesh) as instance:
-        DomainRuns(mesh, order, instance, ctrl_c_in_a_finalizer, 1, loader, ctrl_c).run()
+    # as in a terminal: started in the background without job control (as CI may start the suite),
+    # the test process has SIGINT ignored, and `mesh run` then leaves it so
+    terminal = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), deferred_ctrl_c() as ctrl_c, open_instance(mesh) as instance:
+            DomainRuns(mesh, order, instance, ctrl_c_in_a_finalizer, 1, loader, ctrl_c).run()
+    finally:
+        signal.signal(signal.SIGINT, terminal)
     loader.stop(30)
     active = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
     assert not DagsterInstance.from_config(str(tmp_path / "home" / "dagster")).get_runs(RunsFilter(statuses=active))

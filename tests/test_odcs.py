@@ -4,6 +4,7 @@ bad documents and other teams' products are refused."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -420,6 +421,24 @@ def _gx_rule(kwargs: dict[str, Any]) -> dict[str, Any]:
             "schema[0].quality[0].engine:",
             "'soda' rules cannot run",
         ),
+        # a version read as none would take the product's declared version away
+        (lambda d: d.update(version="v2.1.0-final"), ": version:", "'v2.1.0-final' is not a version"),
+        (
+            lambda d: d["schema"][0].update(
+                quality=[
+                    {
+                        "type": "custom",
+                        "engine": "great-expectations",
+                        "implementation": {
+                            "type": "expect_column_values_to_be_in_set",
+                            "kwargs": {"column": "zip", "value_set": [{"a": 1}, [1, 2]]},
+                        },
+                    }
+                ]
+            ),
+            "schema[0].quality[0]:",
+            "value_set must be a list of values",
+        ),
     ],
 )
 def test_a_bad_document_is_named_by_file_line_and_field(tmp_path: Path, change, where: str, message: str) -> None:
@@ -441,6 +460,7 @@ def test_unreadable_documents_are_refused_before_they_are_built(tmp_path: Path) 
         ("kind: DataContract\nkind: DataContract\n", "[duplicate-key]"),
         ("[a, b", "[yaml]"),
         ("- just\n- a list\n", "not a YAML mapping"),
+        ('kind: DataContract\ndescription: {purpose: "a\\0b"}\n', "[nul-character]"),  # no code or SQL holds one
     ):
         path = tmp_path / "doc.yaml"
         path.write_text(text)
@@ -462,6 +482,65 @@ def test_another_teams_product_or_domain_is_refused_and_nothing_is_written(proje
     assert {p: p.read_text() for p in (project / "domains").rglob("*") if p.is_file()} == before
 
 
+def test_a_contract_never_loosens_masking_or_access_and_nothing_is_written(project: Path, tmp_path: Path) -> None:
+    """An imported contract cannot unmask another team's product (its owner is only a name in the
+    file): a pii column made public or masked by a policy that shows more, a consumer or pii reader
+    added, are refused, whatever the version says. Tightening goes through."""
+    before = {p: p.read_text() for p in (project / "domains").rglob("*") if p.is_file()}
+    original = export(_mesh(project), "patients.patient_accounts")
+    pii = [p for p in original["schema"][0]["properties"] if p.get("classification") == "pii"]
+
+    def opened(change, expected: str) -> None:
+        doc = copy.deepcopy(original)
+        change(doc)
+        doc["version"] = "9.0.0"  # a new major does not make it any less open
+        contracted = read_contract(_write(tmp_path / "open.yaml", doc), "open.yaml")
+        with pytest.raises(ImportRefused, match=re.escape(expected)) as caught:
+            import_contract(_mesh(project), contracted, "open.yaml")
+        assert "never loosens masking or access" in str(caught.value)
+
+    def made_public(doc: dict[str, Any]) -> None:
+        doc["schema"][0]["properties"][1]["classification"] = "public"
+        doc["schema"][0]["properties"][1].pop("customProperties", None)
+
+    opened(made_public, f"column {pii[0]['name']}: pii")
+    opened(
+        lambda d: d["roles"].append({"role": "consumer:site_operations", "access": "read"}),
+        "consumers site_operations added",
+    )
+    opened(
+        lambda d: d["roles"].append({"role": "pii_reader:patient_360", "access": "read"}),
+        "pii_readers patient_360 added",
+    )
+    assert {p: p.read_text() for p in (project / "domains").rglob("*") if p.is_file()} == before
+    tighter = copy.deepcopy(original)
+    for prop in tighter["schema"][0]["properties"]:
+        if prop.get("classification") == "pii":
+            prop["customProperties"] = [{"property": "mask", "value": "null"}]
+    contracted = read_contract(_write(tmp_path / "tight.yaml", tighter), "tight.yaml")
+    assert import_contract(_mesh(project), contracted, "tight.yaml").action == "updated"
+    product = _mesh(project).descriptors["patients"].product("patient_accounts")
+    assert {c.mask for c in product.columns if c.classification == "pii"} == {"null"}
+
+
+def test_an_older_contract_or_a_file_with_shared_anchors_is_refused_in_one_line(project: Path, tmp_path: Path) -> None:
+    path = project / "domains/pharmacy/domain.yaml"
+    doc = export(_mesh(project), "pharmacy.sites")
+    path.write_text(path.read_text().replace("  - name: sites\n", '  - name: sites\n    version: "2.1"\n', 1))
+    contracted = read_contract(_write(tmp_path / "old.yaml", doc), "old.yaml")  # exported at 1.0.0
+    with pytest.raises(ImportRefused, match=r"pharmacy.sites is at version 2.1; the contract is 1.0, older"):
+        import_contract(_mesh(project), contracted, "old.yaml")
+    # sites' site_id anchored, and vaccine_stock's site_id the same column through an alias
+    sites_id, stock_id = [line for line in path.read_text().splitlines() if "{name: site_id" in line][:2]
+    anchored = path.read_text().replace(sites_id, sites_id.replace("{name: site_id", "&site {name: site_id"), 1)
+    path.write_text(anchored.replace(stock_id, stock_id.split("{")[0] + "*site", 1))
+    assert not _mesh(project).problems_for("pharmacy") and "*site" in path.read_text()
+    doc["version"], doc["description"]["purpose"] = "2.1.0", "Decides where to send stock."
+    contracted = read_contract(_write(tmp_path / "anchors.yaml", doc), "anchors.yaml")
+    with pytest.raises(ImportRefused, match=r"uses YAML anchors or aliases across entries; edit the entry by hand"):
+        import_contract(_mesh(project), contracted, "anchors.yaml")
+
+
 def test_import_contract_cli_exit_status_and_one_line_errors(tmp_path: Path) -> None:
     root = copy_project(tmp_path / "project")
     env = mesh_env(root, tmp_path / "home")
@@ -478,6 +557,13 @@ def test_import_contract_cli_exit_status_and_one_line_errors(tmp_path: Path) -> 
     assert proc.stderr.count("\n") == 1
     proc = run_mesh_cli("import-contract", str(tmp_path / "missing.yaml"), env=env, cwd=root)
     assert proc.returncode == 2 and "no such file" in proc.stderr
+    # a contract written over the platform's own data (its keys, warehouses, audit log): refused
+    run_mesh_cli("products", env=env, cwd=root, check=True)  # MESH_HOME and its masking key exist
+    key = tmp_path / "home" / "masking.key"
+    kept = key.read_bytes() if key.exists() else None
+    proc = run_mesh_cli("export-contract", "pharmacy.sites", "-o", str(key), env=env, cwd=root)
+    assert proc.returncode == 2 and "inside MESH_HOME" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert (key.read_bytes() if key.exists() else None) == kept
 
 
 def test_a_new_product_in_a_dbt_domain_is_a_dbt_model_with_its_contract(project: Path, tmp_path: Path) -> None:

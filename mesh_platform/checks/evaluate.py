@@ -155,9 +155,22 @@ def _gx_error(result: Any) -> str | None:
     return "; ".join(str(m) for m in messages) or None
 
 
+def _shown_error(expectation: Any, error: str, pii: set[str]) -> str:
+    """The error as a check result shows and stores it. An expectation that reads a pii column gets
+    only the error's kind: the database's message quotes the value it failed on (`Could not convert
+    string 'someone@example.com' to INT32`), and check results are read by every consumer."""
+    read = sorted(c for c in _columns_of(expectation) if c in pii)
+    if not read:
+        return error
+    kind = error.split(":", 1)[0] if ":" in error else ""
+    kind = kind if kind and not any(q in kind for q in "'\"`") else "an error"
+    return f"{kind}: {MASKED} (the message is not shown: it can quote values of {', '.join(read)})"
+
+
 def _describe(expectation: Any, result: Any, pii: set[str]) -> tuple[dict[str, Any], str]:
     error = _gx_error(result)
     if error:
+        error = _shown_error(expectation, error, pii)
         return {"expectation": expectation.expectation_type, "success": False, "error": error[:500]}, (
             f"{expectation.expectation_type} could not run: {error[:300]}"
         )
@@ -221,10 +234,11 @@ def _outcome(plan: CheckPlan, results: list[Any], pii: set[str]) -> CheckOutcome
     described = []
     for expectation, result in zip(plan.expectations, results, strict=True):
         if isinstance(result, Exception):
+            error = _shown_error(expectation, str(result), pii)
             described.append(
                 (
-                    {"expectation": expectation.expectation_type, "success": False, "error": str(result)},
-                    f"{expectation.expectation_type} could not run: {result}",
+                    {"expectation": expectation.expectation_type, "success": False, "error": error},
+                    f"{expectation.expectation_type} could not run: {error}",
                 )
             )
             continue

@@ -49,7 +49,7 @@ def plain(text: object, style: str = "") -> Text:
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """`error: <message>` as one line on stderr, then exit with `code`."""
-    err.print(Text.assemble(("error: ", "bold red"), " ".join(str(message).split())), soft_wrap=True)
+    err.print(Text.assemble(("error: ", "bold red"), plain(" ".join(str(message).split()))), soft_wrap=True)
     raise SystemExit(code)
 
 

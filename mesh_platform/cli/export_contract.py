@@ -23,6 +23,12 @@ def export_contract(
     known_product(mesh, ref)
     if output is not None and output.is_dir():
         invalid(f"--output {output} is a directory; give a file name, e.g. {output / (ref + '.odcs.yaml')}")
+    home = mesh.project.home.path.resolve()
+    if output is not None and output.resolve().is_relative_to(home):
+        # the warehouses, published versions, keys and audit log: no contract is written over them
+        invalid(
+            f"--output {output} is inside MESH_HOME ({home}), the platform's own data; write the contract elsewhere"
+        )
     warehouse = warehouse_kind()
     try:
         text = product_contract(mesh, ref, warehouse)

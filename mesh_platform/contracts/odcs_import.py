@@ -19,7 +19,10 @@ A new product gets the code that builds it, as `mesh new-product` writes it (a n
 is replaced in place; every other line of the file is kept. Rules that came from a code suite
 (`meshSuite`) are left to the code when the domain's code defines that suite, and become
 expectations otherwise. A contract whose team is not the product's (or, for a new product, the
-domain's) owner is refused: it would hand another team's product to someone else.
+domain's) owner is refused: it would hand another team's product to someone else. So is an update
+that would loosen masking or access (a pii column made public or masked by a policy that shows more,
+a consumer or pii reader added) — the owner changes those in the descriptor by hand, where review
+sees it — and a contract whose version is older than the product's (it would take it back).
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ from open_data_contract_standard.model import (
 )
 from pydantic import ValidationError
 
+from mesh_platform.contracts.changes import MASK_RANK
 from mesh_platform.contracts.odcs_export import CONSUMER, MASK_PROPERTY, PHYSICAL, PII_READER
 from mesh_platform.contracts.odcs_quality import ContractError, from_quality, severity_of, suite_of
 from mesh_platform.descriptor.model import OWNER_PATTERN, Access, Column, Descriptor, Expectation, Product
+from mesh_platform.governance.masking import column_policy
 
 API_VERSION = re.compile(r"^v3\.\d+\.\d+$")
 # column type of each physical type, as DuckDB or PostgreSQL names it (lower case, without parameters)
@@ -318,6 +323,8 @@ def from_odcs(doc: OpenDataContractStandard) -> ContractedProduct:
     if not (description or "").strip():
         raise ContractError("schema[0].description", "missing: what the product is (or description.usage)")
     semver = re.match(r"^(\d+)\.(\d+)(\.\d+)?$", doc.version or "")
+    if doc.version and not semver:  # read as no version, it would take the product's declared one away
+        raise ContractError("version", f"{doc.version!r} is not a version: MAJOR.MINOR.PATCH, e.g. 2.1.0")
     version = f"{semver.group(1)}.{semver.group(2)}" if semver else None
     # the descriptor's optional `version` (MAJOR.MINOR), where the descriptor has that field; a product
     # without one is exported as 1.0.0, so 1.0 is no version
@@ -472,10 +479,51 @@ def _replace_entry(mesh: Any, descriptor: Descriptor, product: Product) -> str:
         updated = Descriptor.model_validate(yaml.safe_load(text))
     except ValueError as exc:
         raise ImportRefused(f"cannot update {product.name} in {file}: {exc}") from exc
+    except yaml.YAMLError:  # the entry held an anchor that other entries refer to, or the like
+        raise ImportRefused(
+            f"cannot update {product.name} in {file}: the file uses YAML anchors or aliases across entries; "
+            "edit the entry by hand"
+        ) from None
     expected = [product if p.name == product.name else p for p in descriptor.products]
     if updated.model_copy(update={"products": descriptor.products}) != descriptor or updated.products != expected:
         raise ImportRefused(f"cannot update {product.name} in {file}: its layout is not one this tool edits")
     return text
+
+
+def _version_key(version: str | None) -> tuple[int, int]:
+    major, minor = (version or DEFAULT_VERSION).split(".")[:2]
+    return int(major), int(minor)
+
+
+def _refuse_going_back(contracted: ContractedProduct, existing: Product) -> None:
+    """A contract older than the product (exported before its last version) would take it back."""
+    was = getattr(existing, "version", None)
+    if _version_key(contracted.version) < _version_key(was):
+        raise ImportRefused(
+            f"{contracted.ref} is at version {was}; the contract is {contracted.version or DEFAULT_VERSION}, older: "
+            "export the contract again and edit that"
+        )
+
+
+def governance_loosened(existing: Product, product: Product) -> list[str]:
+    """What `product` opens up that `existing` kept closed: a pii column no longer pii or masked by a
+    policy that shows more, a consumer or a pii reader added."""
+    opened = []
+    now = {c.name: c for c in product.columns}
+    for column in existing.columns:
+        after = now.get(column.name)
+        if after is None:
+            continue
+        was = column_policy(column.classification, column.mask)
+        policy = column_policy(after.classification, after.mask)
+        if was is not None and policy != was and MASK_RANK.get(policy, 0) <= MASK_RANK.get(was, 0):
+            shown = f"{after.classification}, raw values" if policy is None else f"masked by {policy}"
+            opened.append(f"column {column.name}: pii masked by {was} -> {shown}")
+    for role in ("consumers", "pii_readers"):
+        added = sorted(set(getattr(product.access, role)) - set(getattr(existing.access, role)))
+        if added:
+            opened.append(f"{role} {', '.join(added)} added")
+    return opened
 
 
 def import_contract(mesh: Any, contracted: ContractedProduct, source: str) -> Imported:
@@ -502,9 +550,16 @@ def import_contract(mesh: Any, contracted: ContractedProduct, source: str) -> Im
                 f"{contracted.ref} is owned by {current}; the contract names {owner}: importing it would "
                 "overwrite another team's product and change its owner"
             )
+        _refuse_going_back(contracted, existing)
         product = _merged(existing, product)
         if product == existing:
             return Imported(contracted.ref, "unchanged", notes=notes)
+        if opened := governance_loosened(existing, product):
+            raise ImportRefused(
+                f"the contract would open up {contracted.ref}: {'; '.join(opened)}. An imported contract never "
+                f"loosens masking or access; the owner changes them in {mesh.files[domain]} by hand, "
+                "where review sees it"
+            )
         text = _replace_entry(mesh, descriptor, product)
         updated = Descriptor.model_validate(yaml.safe_load(text))
         if problems := product_rules(updated, mesh.files[domain]):

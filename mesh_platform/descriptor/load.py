@@ -197,6 +197,8 @@ def _check_events(text: str) -> _Bound | None:
             total += 1
             if event.anchor is not None:
                 anchors[event.anchor] = (1, 0)
+            if "\x00" in event.value:  # written as "\0" or "\u0000": no file, name, code or SQL holds one
+                return _Bound("nul-character", "a value holds a NUL character (\\0)", line, _loc(stack))
             nodes, height, value = 1, 0, event.value
         else:
             continue

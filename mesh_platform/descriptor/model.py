@@ -7,6 +7,7 @@ rules live in `mesh_platform.descriptor.rules`.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from typing import Annotated, Literal
@@ -97,6 +98,12 @@ class Column(_Strict):
 
 
 COLUMN_KWARGS = ("column", "column_A", "column_B")
+SET_VALUES = (str, int, float, date, type(None))  # what a `value_set` holds (bool is an int; datetime a date)
+
+
+def _set_value(value: object) -> bool:
+    """A value a `value_set` may hold: text, a finite number, a boolean, a date, or null."""
+    return isinstance(value, SET_VALUES) and not (isinstance(value, float) and not math.isfinite(value))
 
 
 class Expectation(_Strict):
@@ -125,6 +132,13 @@ class Expectation(_Strict):
         names = value.get("column_list")
         if "column_list" in value and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise PydanticCustomError("expectation_kwargs", "column_list must be a list of column names")
+        values = value.get("value_set")
+        if "value_set" in value and not (isinstance(values, list) and all(map(_set_value, values))):
+            raise PydanticCustomError(
+                "expectation_kwargs",
+                "value_set must be a list of values (text, numbers, booleans, dates), got {got}",
+                {"got": repr(values)[:80]},
+            )
         return value
 
     @property
