@@ -67,7 +67,7 @@ def _stop_sensor(server: Any, state: dict[str, str], attempts: int = 5) -> None:
         try:
             server.graphql(STOP_SENSOR, {"id": state["id"], "selectorId": state["selectorId"]})
             return
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:  # an error the server answered, or a connection it dropped
             print(f"stopSensor {state['id']}, attempt {attempt} of {attempts}: {exc}", file=sys.stderr, flush=True)
             if attempt == attempts:
                 raise

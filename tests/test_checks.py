@@ -93,6 +93,15 @@ def test_an_expectation_on_a_pii_column_that_cannot_run_does_not_quote_its_value
     for kind, kwargs in (
         ("expect_column_values_to_be_in_set", {"column": pii[0].name, "value_set": [1, 2]}),
         ("expect_column_pair_values_to_be_equal", {"column_A": pii[1].name, "column_B": "created_at"}),
+        # on a column that is not pii, filtered on one that is: the error quotes the filtered column
+        (
+            "expect_column_values_to_not_be_null",
+            {
+                "column": "state",
+                "row_condition": f'col("{pii[2].name}") == 5',
+                "condition_parser": "great_expectations",
+            },
+        ),
     ):
         product.expectations.append(product.expectations[0].model_copy(update={"type": kind, "kwargs": kwargs}))
     con = duckdb.connect()
@@ -104,7 +113,7 @@ def test_an_expectation_on_a_pii_column_that_cannot_run_does_not_quote_its_value
     con.execute(f"insert into main.{product.name} values ({values})")
     outcomes = run_contract(con, product)
     broken = [o for o in outcomes if "could not run" in o.summary]
-    assert len(broken) == 2, [o.summary for o in outcomes]
+    assert len(broken) == 3, [o.summary for o in outcomes]
     for outcome in broken:
         assert not outcome.passed and "<pii masked>" in outcome.summary
     shown = " ".join(str(o.metadata) + o.summary for o in outcomes)

@@ -133,6 +133,8 @@ def test_entries_that_are_no_file_are_quarantined_and_hold_nothing_back(ingest, 
     (landing / "archive").mkdir()  # a subfolder, and files still being written: not the stream's
     (landing / "h-batch.jsonl.tmp").write_text(_event("T1") + "\n")
     (landing / ".i-batch.part").write_text(_event("T2") + "\n")
+    (landing / "j-batch.jsonl.filepart").write_text(_event("T3") + "\n")
+    (landing / "_SUCCESS").write_text("")
     result = batch("z-good.jsonl", (_event("G1"),))
     assert (result.loaded, result.files) == (1, ["z-good.jsonl"])
     held = con.execute("select source_file, source_line, reason from quarantine.records order by all").fetchall()
@@ -148,6 +150,9 @@ def test_entries_that_are_no_file_are_quarantined_and_hold_nothing_back(ingest, 
     assert batch().records_in == 0  # the next run: the same entries, still one row each
     assert con.execute("select count(*) from quarantine.records").fetchone() == (7,)
     assert list(landing_signatures(landing)) == ["z-good.jsonl"]  # what the landing sensor watches
+    (landing / "f-batch.json").rename(landing / "f-batch.jsonl")  # the slip mended: its row goes
+    assert batch().loaded == 1
+    assert con.execute("select count(*) from quarantine.records").fetchone() == (6,)
 
 
 def test_a_file_rewritten_at_the_same_size_or_grown_is_read_again(ingest, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from mesh_platform.contracts.odcs_import import (
     ImportRefused,
     InvalidContract,
     from_yaml,
+    governance_loosened,
     import_contract,
     read_contract,
 )
@@ -521,6 +522,9 @@ def test_a_contract_never_loosens_masking_or_access_and_nothing_is_written(proje
     assert import_contract(_mesh(project), contracted, "tight.yaml").action == "updated"
     product = _mesh(project).descriptors["patients"].product("patient_accounts")
     assert {c.mask for c in product.columns if c.classification == "pii"} == {"null"}
+    everyone = product.model_copy(update={"access": product.access.model_copy(update={"consumers": ["*"]})})
+    named = everyone.model_copy(update={"access": everyone.access.model_copy(update={"consumers": ["*", "x"]})})
+    assert governance_loosened(everyone, named) == []  # granted to every domain already
 
 
 def test_an_older_contract_or_a_file_with_shared_anchors_is_refused_in_one_line(project: Path, tmp_path: Path) -> None:
@@ -537,7 +541,7 @@ def test_an_older_contract_or_a_file_with_shared_anchors_is_refused_in_one_line(
     assert not _mesh(project).problems_for("pharmacy") and "*site" in path.read_text()
     doc["version"], doc["description"]["purpose"] = "2.1.0", "Decides where to send stock."
     contracted = read_contract(_write(tmp_path / "anchors.yaml", doc), "anchors.yaml")
-    with pytest.raises(ImportRefused, match=r"uses YAML anchors or aliases across entries; edit the entry by hand"):
+    with pytest.raises(ImportRefused, match=r"uses YAML anchors or aliases across entries: edit the entry by hand"):
         import_contract(_mesh(project), contracted, "anchors.yaml")
 
 
@@ -564,6 +568,9 @@ def test_import_contract_cli_exit_status_and_one_line_errors(tmp_path: Path) -> 
     proc = run_mesh_cli("export-contract", "pharmacy.sites", "-o", str(key), env=env, cwd=root)
     assert proc.returncode == 2 and "inside MESH_HOME" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert (key.read_bytes() if key.exists() else None) == kept
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    proc = run_mesh_cli("export-contract", "pharmacy.sites", "-o", str(tmp_path / "loop" / "c.yaml"), env=env, cwd=root)
+    assert proc.returncode in (1, 2) and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
 
 
 def test_a_new_product_in_a_dbt_domain_is_a_dbt_model_with_its_contract(project: Path, tmp_path: Path) -> None:

@@ -170,6 +170,12 @@ def appointment_events(ctx: AssetContext) -> Ingested:
         con.execute(
             "delete from quarantine.records where asset = ? and source_file in (select unnest(?))", [ctx.name, entries]
         )
+        # entries are what the folder holds now: one renamed or removed since (a batch still in
+        # transfer, say) leaves no row behind
+        con.execute(
+            "delete from quarantine.records where asset = ? and source_line is null and reason in (select unnest(?))",
+            [ctx.name, list(WHY_SKIPPED)],
+        )
         con.execute(
             "insert into quarantine.records (asset, source_file, source_line, reason, record, run_id) "
             "select ?, _source_file, _source_line, _reason, cast(_record as json), ? "

@@ -8,6 +8,7 @@ Samples of unexpected values of pii columns are masked before they leave this mo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -155,11 +156,19 @@ def _gx_error(result: Any) -> str | None:
     return "; ".join(str(m) for m in messages) or None
 
 
+def _pii_read(expectation: Any, pii: set[str]) -> set[str]:
+    """The pii columns an expectation reads: those it names, and those its row condition or query
+    mentions (a not-null check on `state` filtered on `email` reads `email`)."""
+    read = {c for c in _columns_of(expectation) if c in pii}
+    text = " ".join(str(getattr(expectation, a, None) or "") for a in ("row_condition", "unexpected_rows_query"))
+    return read | {c for c in pii if re.search(rf"\b{re.escape(c)}\b", text)}
+
+
 def _shown_error(expectation: Any, error: str, pii: set[str]) -> str:
     """The error as a check result shows and stores it. An expectation that reads a pii column gets
     only the error's kind: the database's message quotes the value it failed on (`Could not convert
     string 'someone@example.com' to INT32`), and check results are read by every consumer."""
-    read = sorted(c for c in _columns_of(expectation) if c in pii)
+    read = sorted(_pii_read(expectation, pii))
     if not read:
         return error
     kind = error.split(":", 1)[0] if ":" in error else ""

@@ -24,7 +24,11 @@ def export_contract(
     if output is not None and output.is_dir():
         invalid(f"--output {output} is a directory; give a file name, e.g. {output / (ref + '.odcs.yaml')}")
     home = mesh.project.home.path.resolve()
-    if output is not None and output.resolve().is_relative_to(home):
+    try:
+        target = output.resolve() if output is not None else None
+    except (OSError, RuntimeError) as exc:  # a loop of links
+        invalid(f"--output {output}: {exc}")
+    if target is not None and target.is_relative_to(home):
         # the warehouses, published versions, keys and audit log: no contract is written over them
         invalid(
             f"--output {output} is inside MESH_HOME ({home}), the platform's own data; write the contract elsewhere"

@@ -322,7 +322,7 @@ def from_odcs(doc: OpenDataContractStandard) -> ContractedProduct:
     description = obj.description or (doc.description.usage if doc.description else None)
     if not (description or "").strip():
         raise ContractError("schema[0].description", "missing: what the product is (or description.usage)")
-    semver = re.match(r"^(\d+)\.(\d+)(\.\d+)?$", doc.version or "")
+    semver = re.match(r"^(\d+)\.(\d+)(\.\d+)?([-+][0-9A-Za-z.-]+)?$", doc.version or "")
     if doc.version and not semver:  # read as no version, it would take the product's declared one away
         raise ContractError("version", f"{doc.version!r} is not a version: MAJOR.MINOR.PATCH, e.g. 2.1.0")
     version = f"{semver.group(1)}.{semver.group(2)}" if semver else None
@@ -479,10 +479,11 @@ def _replace_entry(mesh: Any, descriptor: Descriptor, product: Product) -> str:
         updated = Descriptor.model_validate(yaml.safe_load(text))
     except ValueError as exc:
         raise ImportRefused(f"cannot update {product.name} in {file}: {exc}") from exc
-    except yaml.YAMLError:  # the entry held an anchor that other entries refer to, or the like
+    except yaml.YAMLError as exc:  # the entry held an anchor that other entries refer to, or the like
+        problem = " ".join(str(getattr(exc, "problem", None) or "invalid YAML").split())
         raise ImportRefused(
-            f"cannot update {product.name} in {file}: the file uses YAML anchors or aliases across entries; "
-            "edit the entry by hand"
+            f"cannot update {product.name} in {file}: with the entry replaced the file is not YAML ({problem}); "
+            "the file uses YAML anchors or aliases across entries: edit the entry by hand"
         ) from None
     expected = [product if p.name == product.name else p for p in descriptor.products]
     if updated.model_copy(update={"products": descriptor.products}) != descriptor or updated.products != expected:
@@ -497,7 +498,7 @@ def _version_key(version: str | None) -> tuple[int, int]:
 
 def _refuse_going_back(contracted: ContractedProduct, existing: Product) -> None:
     """A contract older than the product (exported before its last version) would take it back."""
-    was = getattr(existing, "version", None)
+    was = getattr(existing, "version", None) or DEFAULT_VERSION
     if _version_key(contracted.version) < _version_key(was):
         raise ImportRefused(
             f"{contracted.ref} is at version {was}; the contract is {contracted.version or DEFAULT_VERSION}, older: "
@@ -520,6 +521,8 @@ def governance_loosened(existing: Product, product: Product) -> list[str]:
             shown = f"{after.classification}, raw values" if policy is None else f"masked by {policy}"
             opened.append(f"column {column.name}: pii masked by {was} -> {shown}")
     for role in ("consumers", "pii_readers"):
+        if role == "consumers" and "*" in existing.access.consumers:
+            continue  # every domain was granted already
         added = sorted(set(getattr(product.access, role)) - set(getattr(existing.access, role)))
         if added:
             opened.append(f"{role} {', '.join(added)} added")

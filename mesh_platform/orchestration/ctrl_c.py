@@ -40,7 +40,8 @@ def deferred_ctrl_c() -> Iterator[CtrlC]:
     ignored (a job started in the background without job control) or outside the main thread."""
     ctrl_c = CtrlC()
     previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous == signal.SIG_IGN:
+    # a handler installed outside Python (None) could not be put back
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
         yield ctrl_c
         return
     signal.signal(signal.SIGINT, ctrl_c.on_sigint)

@@ -378,6 +378,7 @@ class DomainRuns:
             except Exception as exc:  # a definition Dagster refuses: report it, let other domains run
                 return self.finish(DomainResult(domain, "invalid", error=f"{type(exc).__name__}: {exc}"))
             run_id = self.create(linked)
+        self.ctrl_c.check()
         self.emit(f"{domain}: run {run_id}")
         flight = InFlight(domain, run_id, started, Progress(self.emit))
         self.running[domain] = flight
@@ -460,6 +461,7 @@ class DomainRuns:
                 self.ctrl_c.check()
                 pending = [d for d in self.by_priority if d not in self.results and d not in self.running]
                 for domain in pending:
+                    self.ctrl_c.check()  # loading a job can take seconds: none is launched after Ctrl-C
                     self.step(domain)
                 # the first runs are loaded and created in this thread, at full speed; the other
                 # domains' jobs then load while runs are in flight
@@ -538,9 +540,11 @@ def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None
     with deferred_ctrl_c() as ctrl_c:
         try:
             with open_instance(mesh) as instance:
-                return DomainRuns(mesh, by_priority, instance, emit, jobs, loader, ctrl_c).run()
+                results = DomainRuns(mesh, by_priority, instance, emit, jobs, loader, ctrl_c).run()
         finally:
             loader.stop(LOADER_STOP_WAIT_S)
+        ctrl_c.check()  # it came while the last job load or the instance was closing
+        return results
 
 
 def job_loader(mesh: Mesh, order: list[str]) -> Loader:

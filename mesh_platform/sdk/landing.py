@@ -6,8 +6,8 @@ named like a file, a link, a name that is not UTF-8, a file removed between two 
 are ingested; every other entry with that suffix, and every other regular file, is returned as
 skipped, with why, so that the asset can say so (a quarantine row) while the other files go on being
 ingested. Left aside without a word: subfolders and other non-files without the suffix (an
-`archive/`), and a file still being written under another name as source systems do before they
-rename it (a hidden name, or one ending in `.tmp`, `.part`, `.partial` or `~`). Each file carries
+`archive/`), and what source systems write beside batches: a file still being written under
+another name before they rename it, a marker, a hidden name (`not_a_batch`). Each file carries
 its size and modification time as listed: what a run records as ingested is what it listed, so a
 file that grows or is rewritten after the listing (even at the same size) is ingested again by the
 next run.
@@ -50,12 +50,17 @@ WHY_SKIPPED = {
     "invalid_file_name": "its name is not UTF-8",
     "wrong_file_suffix": "landing files are named *.jsonl",
 }
-IN_PROGRESS = (".tmp", ".part", ".partial", "~")  # a file written under one of these, then renamed
+# a file being written under one of these and then renamed, or a marker beside a batch
+NOT_BATCHES = (
+    *(".tmp", ".part", ".partial", ".filepart", "._copying_", ".crdownload", ".download", ".inprogress"),
+    *(".uploading", ".lock", ".done", ".ok", ".ready", "~"),
+)
 
 
-def in_progress(name: str) -> bool:
-    """A name a source system writes a file under before renaming it into place."""
-    return name.startswith(".") or name.lower().endswith(IN_PROGRESS)
+def not_a_batch(name: str) -> bool:
+    """A name source systems use for what is not a batch yet (or not one at all): hidden (`.` or
+    `_`, as Hadoop and Spark hide `_SUCCESS`), or a file in transfer or a marker (`NOT_BATCHES`)."""
+    return name.startswith((".", "_")) or name.lower().endswith(NOT_BATCHES)
 
 
 def landing_files(folder: Path, suffix: str = ".jsonl") -> LandingListing:
@@ -68,7 +73,7 @@ def landing_files(folder: Path, suffix: str = ".jsonl") -> LandingListing:
         return listing
     for entry in entries:
         if not entry.name.endswith(suffix):
-            if not in_progress(entry.name) and entry.is_file(follow_symlinks=False):
+            if not not_a_batch(entry.name) and entry.is_file(follow_symlinks=False):
                 listing.skipped[shown_name(entry.name)] = "wrong_file_suffix"
             continue
         try:
