@@ -406,15 +406,20 @@ class DomainRuns:
         if run.status == DagsterRunStatus.QUEUED:
             flight.queued_since = flight.queued_since or now
             self.check_queue(flight, now - flight.queued_since)
-        elif now - flight.checked > HEALTH_EVERY_S and self.instance.run_launcher.supports_check_run_worker_health:
+        elif now - flight.checked > HEALTH_EVERY_S:
             flight.checked = now
-            health = self.instance.run_launcher.check_run_worker_health(run)
             # killed, out of memory: no one else will end the run (unless it ended since it was read)
-            if health.status.value == "FAILED" and fail_dead_run(
-                self.instance, run, health.msg or "its run worker died"
-            ):
-                flight.notes.append(health.msg or "its run worker died")
+            if (why := self.dead_worker(run)) and fail_dead_run(self.instance, run, why):
+                flight.notes.append(why)
         return None
+
+    def dead_worker(self, run: Any) -> str | None:
+        """Why the run's worker is gone, when the launcher can tell that it is; None otherwise."""
+        launcher = self.instance.run_launcher
+        if not launcher.supports_check_run_worker_health:
+            return None
+        health = launcher.check_run_worker_health(run)
+        return (health.msg or "its run worker died") if health.status.value == "FAILED" else None
 
     def check_queue(self, flight: InFlight, queued_s: float) -> None:
         """A run queued while no dagster-daemon reports: say so, then give up on it."""
@@ -478,7 +483,6 @@ class DomainRuns:
                 if self.running and not ended:  # a run that ended frees a slot: submit at once
                     self.prepare()
                     time.sleep(POLL_S)
-            self.ctrl_c.check()  # it came as the last run ended: aborted all the same
         except BaseException:
             self.cancel_running()
             raise
@@ -507,22 +511,14 @@ class DomainRuns:
         for flight in self.running.values():
             while time.monotonic() < deadline:
                 run = self.instance.get_run_by_id(flight.run_id)
-                if run is None or run.is_finished or self.worker_gone(run):
+                if run is None or run.is_finished:
+                    break
+                # a worker stopped before Dagster had taken over its signals never ends its run
+                if why := self.dead_worker(run):
+                    fail_dead_run(self.instance, run, why)  # cancelled: the run is being cancelled
                     break
                 time.sleep(0.2)
         reap_orphaned_runs(self.instance)
-
-    def worker_gone(self, run: Any) -> bool:
-        """The run's worker has exited without ending the run (stopped before Dagster had taken
-        over its signals): the run is ended here, as cancelled."""
-        launcher = self.instance.run_launcher
-        if not launcher.supports_check_run_worker_health:
-            return False
-        health = launcher.check_run_worker_health(run)
-        if health.status.value != "FAILED":
-            return False
-        fail_dead_run(self.instance, run, health.msg or "its run worker exited")
-        return True
 
 
 def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None = None) -> list[DomainResult]:
@@ -543,7 +539,7 @@ def run_mesh(mesh: Mesh, domains: list[str] | None, emit: Emit, jobs: int | None
                 results = DomainRuns(mesh, by_priority, instance, emit, jobs, loader, ctrl_c).run()
         finally:
             loader.stop(LOADER_STOP_WAIT_S)
-        ctrl_c.check()  # it came while the last job load or the instance was closing
+        ctrl_c.check()  # it came as the last run ended, or while the instance and loader closed
         return results
 
 
