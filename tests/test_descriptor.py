@@ -165,3 +165,53 @@ def test_kwargs_great_expectations_rejects(project: Path) -> None:
     (problem,) = expectation_kwargs_problems(Mesh.load(MeshProject.discover(project)))
     assert problem.rule == "expectation-kwargs"
     assert (problem.file, problem.field) == ("domains/pharmacy/domain.yaml", "products[0].expectations[1].kwargs")
+
+
+def test_a_regex_duckdb_cannot_compile_fails_validate_naming_the_expectation(project: Path, tmp_path: Path) -> None:
+    """The checks match with DuckDB's RE2: a pattern it refuses is a validate problem, not a check
+    error in the middle of a run; patterns it compiles pass."""
+
+    def change(d):
+        d["products"][0]["expectations"] += [
+            {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "site_id", "regex": "^S[0-9]+$"}},
+            {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "site_id", "regex": "(S"}},
+            {
+                "type": "expect_column_values_to_not_match_regex_list",
+                "kwargs": {"column": "zip", "regex_list": ["^0", "1(?=2)"]},
+            },
+        ]
+
+    _edit(project, "pharmacy", change)
+    proc = run_mesh_cli("validate", "--json", env=mesh_env(project, tmp_path / "home"), cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    problems = [p for p in json.loads(proc.stdout)["problems"] if p["rule"] == "expectation-regex"]
+    assert [(p["file"], p["field"]) for p in problems] == [
+        ("domains/pharmacy/domain.yaml", "products[0].expectations[3].kwargs"),
+        ("domains/pharmacy/domain.yaml", "products[0].expectations[4].kwargs"),
+    ]
+    assert "'(S'" in problems[0]["message"] and "missing )" in problems[0]["message"]
+    assert "'1(?=2)'" in problems[1]["message"] and "RE2" in problems[1]["message"]
+
+
+def test_grants_that_do_nothing_are_warnings_naming_the_grant(project: Path, tmp_path: Path) -> None:
+    """A typo in a grant leaves the intended consumer without access (and would grant a domain
+    created later under the typo): validate says so, without failing the mesh."""
+
+    def change(d):
+        d["products"][1]["access"] = {
+            "consumers": ["immunizations", "patient360", "pharmacy"],
+            "pii_readers": ["immunizations", "pharmacy"],
+        }
+
+    _edit(project, "pharmacy", change)
+    proc = run_mesh_cli("validate", "--json", env=mesh_env(project, tmp_path / "home"), cwd=project)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["valid"], proc.stderr
+    found = {(w["field"], w["rule"]) for w in report["warnings"] if w["domain"] == "pharmacy"}
+    assert found == {
+        ("products[1].access.consumers[1]", "grant-unknown-domain"),
+        ("products[1].access.consumers[2]", "grant-to-owner"),
+        ("products[1].access.pii_readers[1]", "grant-to-owner"),
+    }
+    text = run_mesh_cli("validate", env=mesh_env(project, tmp_path / "home"), cwd=project).stderr
+    assert "warning: domains/pharmacy/domain.yaml:" in text and "'patient360' is no domain of this mesh" in text

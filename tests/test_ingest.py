@@ -372,7 +372,6 @@ CSV_CASES = {
     ),
     "truncated last line": (_dose(1) + b"\n" + _dose(2)[:12], {2}, {3: "wrong_field_count"}),
     "last line without newline": (_dose(1) + b"\n" + _dose(2), {2, 3}, {}),
-    "header only": (b"", set(), {}),
     "too many fields": (_dose(1) + b",extra\n" + _dose(2) + b"\n", {3}, {2: "wrong_field_count"}),
     "too few fields": (_dose(1)[:12] + b"\n" + _dose(2) + b"\n", {3}, {2: "wrong_field_count"}),
     "blank line": (_dose(1) + b"\n\n" + _dose(2) + b"\n", {2, 4}, {3: "wrong_field_count"}),
@@ -460,6 +459,32 @@ def test_a_changed_csv_header_fails_naming_the_columns_and_keeps_the_last_load(
     )
     assert found in message and "\n" not in message
     # nothing replaced: the last load and its quarantine stay
+    assert con.execute("select dose_id, _source_line from main.raw_doses").fetchall() == [("D1", 2)]
+    assert [(n, reason) for (_, n), (reason, _) in _held(con).items()] == [(3, "duplicate_key")]
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        (b"", "has its header and no records."),
+        (b"\n", "has no record that could be loaded: all 1 were quarantined (wrong_field_count: 1 (first at line 2))."),
+        (
+            _dose(1).replace(b",1,", b",one,") + b"\n" + b"D2,P2\n" + _dose(3).replace(b",1,", b",x,") + b"\n",
+            "all 3 were quarantined (unparseable_value: 2 (first at line 2), wrong_field_count: 1 (first at line 3))",
+        ),
+    ],
+    ids=["header only", "blank line only", "every record bad"],
+)
+def test_an_extract_with_no_record_to_load_fails_and_keeps_the_last_load(doses, data: bytes, found: str) -> None:
+    """A source system that sends an empty or wholly broken full extract does not empty the product."""
+    ingest, con = doses
+    first = ingest(_dose(1) + b"\n" + _dose(1) + b"\n")
+    assert (first.loaded, first.quarantined) == (1, {"duplicate_key": 1})
+    with pytest.raises(SourceFormatError) as raised:
+        ingest(data)
+    message = str(raised.value)
+    assert message.startswith("immunizations.raw_doses: sources/immunizations/doses.csv ") and "\n" not in message
+    assert found in message and "Nothing of it was loaded" in message
     assert con.execute("select dose_id, _source_line from main.raw_doses").fetchall() == [("D1", 2)]
     assert [(n, reason) for (_, n), (reason, _) in _held(con).items()] == [(3, "duplicate_key")]
 

@@ -527,6 +527,55 @@ def test_a_contract_never_loosens_masking_or_access_and_nothing_is_written(proje
     assert governance_loosened(everyone, named) == []  # granted to every domain already
 
 
+def test_a_pii_column_dropped_by_one_import_cannot_come_back_public_in_the_next(project: Path, tmp_path: Path) -> None:
+    """Dropping a pii column (a breaking change a major allows) and adding it back public in a
+    second import would unmask what the product's code still selects: a column any kept published
+    version masked is held to that mask, whether a run published the drop in between or not."""
+    from mesh_platform.contracts.snapshot import contract_snapshot
+    from mesh_platform.project.locations import MeshHome
+    from mesh_platform.storage.product_store import Build, ProductStore
+
+    mesh = _mesh(project)
+    store, home = ProductStore(MeshHome(tmp_path / "home")), tmp_path / "home"
+
+    def publish() -> None:  # a version of patient_accounts as the descriptor now declares it
+        now = _mesh(project).descriptors["patients"]
+        product = now.product("patient_accounts")
+        con = duckdb.connect()
+        con.execute("create table t as select 1 as x")
+        store.publish(
+            con, "patients", "patient_accounts", Build("t", staging=home), "run", contract_snapshot(now, product)
+        )
+        con.close()
+
+    home.mkdir(parents=True, exist_ok=True)
+    publish()
+    original = export(mesh, "patients.patient_accounts")
+    properties = original["schema"][0]["properties"]
+    email = next(p for p in properties if p["name"] == "email")
+    dropped = copy.deepcopy(original)
+    dropped["schema"][0]["properties"] = [p for p in properties if p["name"] != "email"]
+    dropped["version"] = "2.0.0"
+    contracted = read_contract(_write(tmp_path / "drop.yaml", dropped), "drop.yaml")
+    assert import_contract(_mesh(project), contracted, "drop.yaml").action == "updated"
+    assert "email" not in {c.name for c in _mesh(project).descriptors["patients"].product("patient_accounts").columns}
+    back = copy.deepcopy(dropped)
+    back["schema"][0]["properties"].append({**email, "classification": "public", "customProperties": []})
+    back["version"] = "3.0.0"
+    for published_in_between in (False, True):
+        if published_in_between:
+            publish()  # the version without email is current now; an older one masked it
+        before = (project / "domains/patients/domain.yaml").read_text()
+        contracted = read_contract(_write(tmp_path / "back.yaml", back), "back.yaml")
+        with pytest.raises(ImportRefused, match=r"column email: pii masked by \w+ in a published version -> public"):
+            import_contract(_mesh(project), contracted, "back.yaml")
+        assert (project / "domains/patients/domain.yaml").read_text() == before
+    masked = copy.deepcopy(back)
+    masked["schema"][0]["properties"][-1] = email  # back as pii, as masked as before: that is no loosening
+    contracted = read_contract(_write(tmp_path / "masked.yaml", masked), "masked.yaml")
+    assert import_contract(_mesh(project), contracted, "masked.yaml").action == "updated"
+
+
 def test_an_older_contract_or_a_file_with_shared_anchors_is_refused_in_one_line(project: Path, tmp_path: Path) -> None:
     path = project / "domains/pharmacy/domain.yaml"
     doc = export(_mesh(project), "pharmacy.sites")

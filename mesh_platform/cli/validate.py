@@ -13,11 +13,12 @@ def collect_problems() -> tuple[list[str], list[Problem], list[Problem]]:
     from mesh_platform.checks.validate_expectations import expectation_kwargs_problems
     from mesh_platform.contracts.majors import sunset_warnings
     from mesh_platform.defs.domain_definitions import build_domain
+    from mesh_platform.governance.grant_warnings import grant_warnings
     from mesh_platform.project.workspace_file import workspace_problems
 
     mesh = load_mesh()
     problems = list(mesh.problems) + expectation_kwargs_problems(mesh) + workspace_problems(mesh.project)
-    warnings: list[Problem] = sunset_warnings(mesh)
+    warnings: list[Problem] = sunset_warnings(mesh) + grant_warnings(mesh)
     for domain in mesh.descriptors:
         if mesh.problems_for(domain):
             continue

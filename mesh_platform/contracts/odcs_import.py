@@ -50,6 +50,7 @@ from mesh_platform.contracts.odcs_export import CONSUMER, MASK_PROPERTY, PHYSICA
 from mesh_platform.contracts.odcs_quality import ContractError, from_quality, severity_of, suite_of
 from mesh_platform.descriptor.model import OWNER_PATTERN, Access, Column, Descriptor, Expectation, Product
 from mesh_platform.governance.masking import column_policy
+from mesh_platform.project.locations import MeshHome
 
 API_VERSION = re.compile(r"^v3\.\d+\.\d+$")
 # column type of each physical type, as DuckDB or PostgreSQL names it (lower case, without parameters)
@@ -506,20 +507,39 @@ def _refuse_going_back(contracted: ContractedProduct, existing: Product) -> None
         )
 
 
-def governance_loosened(existing: Product, product: Product) -> list[str]:
+def published_pii(home: MeshHome, domain: str, name: str) -> dict[str, str]:
+    """The pii columns of `domain.name` as its kept published versions declared them, each with the
+    policy that masked it most. An unreadable version index counts as no history."""
+    from mesh_platform.storage.product_store import ProductStore, pii_policies
+
+    store = ProductStore(home)
+    try:
+        current = store.current(domain, name)
+        kept = [v.pii for v in store.versions(domain, name).versions]
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    masked: dict[str, str] = {}
+    for policies in [*kept, pii_policies(current.contract) if current else None]:
+        for column, policy in (policies or {}).items():
+            if MASK_RANK.get(policy, 2) >= MASK_RANK.get(masked.get(column), 0):
+                masked[column] = policy
+    return masked
+
+
+def governance_loosened(existing: Product, product: Product, published: dict[str, str] | None = None) -> list[str]:
     """What `product` opens up that `existing` kept closed: a pii column no longer pii or masked by a
-    policy that shows more, a consumer or a pii reader added."""
+    policy that shows more, a consumer or a pii reader added. A column `existing` no longer has is
+    held to what its published versions masked it with (`published`, see `published_pii`), so
+    dropping a pii column in one import and adding it back public in the next opens nothing."""
     opened = []
-    now = {c.name: c for c in product.columns}
-    for column in existing.columns:
-        after = now.get(column.name)
-        if after is None:
-            continue
-        was = column_policy(column.classification, column.mask)
-        policy = column_policy(after.classification, after.mask)
+    before = {c.name: column_policy(c.classification, c.mask) for c in existing.columns}
+    for column in product.columns:
+        was = before[column.name] if column.name in before else (published or {}).get(column.name)
+        policy = column_policy(column.classification, column.mask)
         if was is not None and policy != was and MASK_RANK.get(policy, 0) <= MASK_RANK.get(was, 0):
-            shown = f"{after.classification}, raw values" if policy is None else f"masked by {policy}"
-            opened.append(f"column {column.name}: pii masked by {was} -> {shown}")
+            shown = f"{column.classification}, raw values" if policy is None else f"masked by {policy}"
+            since = "" if column.name in before else " in a published version"
+            opened.append(f"column {column.name}: pii masked by {was}{since} -> {shown}")
     for role in ("consumers", "pii_readers"):
         if role == "consumers" and "*" in existing.access.consumers:
             continue  # every domain was granted already
@@ -557,7 +577,7 @@ def import_contract(mesh: Any, contracted: ContractedProduct, source: str) -> Im
         product = _merged(existing, product)
         if product == existing:
             return Imported(contracted.ref, "unchanged", notes=notes)
-        if opened := governance_loosened(existing, product):
+        if opened := governance_loosened(existing, product, published_pii(mesh.project.home, domain, name)):
             raise ImportRefused(
                 f"the contract would open up {contracted.ref}: {'; '.join(opened)}. An imported contract never "
                 f"loosens masking or access; the owner changes them in {mesh.files[domain]} by hand, "

@@ -16,6 +16,8 @@ loaded or quarantined, and a bad line never holds back the good lines of its fil
 
 A CSV extract whose header is not the expected columns (in order) is not read at all: the step fails
 with `SourceFormatError`, naming the extract and both column lists, and what was loaded before stays.
+So does an extract with no record to load (only its header, or every record quarantined): a full
+extract replaces its table, and an empty one would empty the product for every consumer.
 
 Reading: DuckDB's CSV reader reads each file (fast), told to skip what it cannot read. A byte scan
 of the file counts its lines; when the reader returned one row per line and the file has no bare
@@ -37,6 +39,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import duckdb
 import pyarrow as pa
@@ -49,6 +52,10 @@ KEEP_CHARS = 4096  # of a quarantined text: the first characters, then its size
 BATCH_LINES = 100_000  # lines read in Python go to DuckDB in batches of this many
 SCAN_BLOCK = 1 << 24
 BOM = b"\xef\xbb\xbf"
+KEEPS_LAST_LOAD = (
+    "Nothing of it was loaded; what the last good extract loaded stays until the extract (or the asset's columns) "
+    "is fixed."
+)
 
 QUARANTINE_DDL = """
 create schema if not exists quarantine;
@@ -280,8 +287,7 @@ def check_header(ctx: AssetContext, path: Path, rel: str, expected: Sequence[str
     )
     raise SourceFormatError(
         f"{ctx.domain}.{ctx.name}: {rel} {problem}. Expected columns: {_shown(expected)}. "
-        f"Found: {_shown(found) or '(none)'}" + (f" ({diff})" if diff else "") + ". Nothing of it was loaded; "
-        "what the last good extract loaded stays until the extract (or the asset's columns) is fixed."
+        f"Found: {_shown(found) or '(none)'}" + (f" ({diff})" if diff else "") + f". {KEEPS_LAST_LOAD}"
     )
 
 
@@ -399,10 +405,29 @@ def classified(
     return f"select *, {reason_case(key, columns, rules)} as _reason from (select *, {dup} as _dup from ({source}))"
 
 
+def refuse_empty_extract(ctx: AssetContext, rel: str, total: int, reasons: Sequence[tuple[str, int, int]]) -> NoReturn:
+    """Raise `SourceFormatError` for an extract with no record to load: a full extract that would
+    replace the table with nothing is a source system's mistake far more often than the truth.
+    `reasons` are (reason, records, first line), the first line being where to look."""
+    if total == 0:
+        problem = "has its header and no records"
+    else:
+        held = ", ".join(f"{reason}: {n:,} (first at line {line})" for reason, n, line in reasons)
+        problem = f"has no record that could be loaded: all {total:,} were quarantined ({held})"
+    raise SourceFormatError(f"{ctx.domain}.{ctx.name}: {rel} {problem}. {KEEPS_LAST_LOAD}")
+
+
 def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str], files: list[str]) -> Ingested:
     """Write the clean rows of temp table `staged` (see `classified`) typed to `main.<asset>`, the
     rest to quarantine, in one transaction."""
     con, asset = ctx.con, ctx.name
+    counts = con.execute(
+        f"select coalesce(_reason, ''), count(*), min(_source_line) from {staged} group by all order by 3"
+    ).fetchall()
+    by_reason = {reason: n for reason, n, _ in counts if reason}
+    total = sum(n for _, n, _ in counts)
+    if total == sum(by_reason.values()):
+        refuse_empty_extract(ctx, files[0], total, [(reason, n, line) for reason, n, line in counts])
     typed = ", ".join(f"cast({quote(c)} as {t}) as {quote(c)}" for c, t in columns.items())
     originals = ", ".join(f"{literal(c)}: {bounded_sql(quote(c))}" for c in columns)
     ensure_quarantine(ctx)
@@ -426,9 +451,6 @@ def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str], 
     except Exception:
         con.execute("rollback")
         raise
-    counts = con.execute(f"select coalesce(_reason, ''), count(*) from {staged} group by all").fetchall()
-    by_reason = {reason: n for reason, n in counts if reason}
-    total = sum(n for _, n in counts)
     return Ingested(asset, total, total - sum(by_reason.values()), by_reason, files)
 
 

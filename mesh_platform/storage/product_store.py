@@ -56,6 +56,9 @@ class Published:
     mtime_ns: int | None = None
     contract: dict[str, Any] | None = None  # the product's contract as published (`contracts.snapshot`)
     checks: list[dict[str, Any]] | None = None  # the results of its audit (`CheckOutcome.as_dict`)
+    # its pii columns and the policy each was masked by: kept in the index, where `contract` is not, so
+    # that an imported contract cannot unmask a column an earlier version masked (`contracts.odcs_import`)
+    pii: dict[str, str] | None = None
 
     @property
     def ref(self) -> str:
@@ -98,6 +101,13 @@ def parse_at(value: str) -> str | datetime:
             "(like 2026-01-01T12:00:00Z)"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def pii_policies(contract: dict[str, Any] | None) -> dict[str, str] | None:
+    """{pii column: its mask policy} of a contract snapshot (`contracts.snapshot`), None without one."""
+    if contract is None:
+        return None
+    return {c["name"]: c["mask"] for c in contract.get("columns", []) if c.get("classification") == "pii"}
 
 
 def published_at(version: Published) -> datetime:
@@ -295,6 +305,7 @@ class ProductStore:
                 stat.st_mtime_ns,
                 contract,
                 checks,
+                pii_policies(contract),
             )
             index = self._index(domain, product, publishing=version)
             earlier = index.versions
