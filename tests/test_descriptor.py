@@ -179,6 +179,10 @@ def test_a_regex_duckdb_cannot_compile_fails_validate_naming_the_expectation(pro
                 "type": "expect_column_values_to_not_match_regex_list",
                 "kwargs": {"column": "zip", "regex_list": ["^0", "1(?=2)"]},
             },
+            {  # GX's run-time parameter form: no mesh run supplies one
+                "type": "expect_column_values_to_match_regex_list",
+                "kwargs": {"column": "zip", "regex_list": {"$PARAMETER": "zips"}},
+            },
         ]
 
     _edit(project, "pharmacy", change)
@@ -188,7 +192,9 @@ def test_a_regex_duckdb_cannot_compile_fails_validate_naming_the_expectation(pro
     assert [(p["file"], p["field"]) for p in problems] == [
         ("domains/pharmacy/domain.yaml", "products[0].expectations[3].kwargs"),
         ("domains/pharmacy/domain.yaml", "products[0].expectations[4].kwargs"),
+        ("domains/pharmacy/domain.yaml", "products[0].expectations[5].kwargs"),
     ]
+    assert "regex_list must be a list of regular expressions, got dict" in problems[2]["message"]
     assert "'(S'" in problems[0]["message"] and "missing )" in problems[0]["message"]
     assert "'1(?=2)'" in problems[1]["message"] and "RE2" in problems[1]["message"]
 

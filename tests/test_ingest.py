@@ -489,6 +489,29 @@ def test_an_extract_with_no_record_to_load_fails_and_keeps_the_last_load(doses, 
     assert [(n, reason) for (_, n), (reason, _) in _held(con).items()] == [(3, "duplicate_key")]
 
 
+@pytest.mark.parametrize("kind", ["link to a device", "link to a file", "pipe", "directory"])
+def test_an_extract_that_is_no_regular_file_is_refused_before_it_is_read(doses, tmp_path: Path, kind: str) -> None:
+    """A link may point anywhere and a device or pipe may never end (a link to /dev/zero hung the
+    step): only a regular file is read, and the last load stays."""
+    ingest, con = doses
+    ingest(_dose(1) + b"\n")
+    extract = tmp_path / "home" / "sources" / "immunizations" / "doses.csv"
+    extract.unlink()
+    if kind == "link to a device":
+        extract.symlink_to("/dev/zero")
+    elif kind == "link to a file":
+        (tmp_path / "elsewhere.csv").write_bytes(DOSES_HEADER + b"\n" + _dose(2) + b"\n")
+        extract.symlink_to(tmp_path / "elsewhere.csv")
+    elif kind == "pipe":
+        os.mkfifo(extract)
+    else:
+        extract.mkdir()
+    with pytest.raises(SourceFormatError, match="not a regular file") as raised:
+        ingest()
+    assert str(raised.value).startswith("immunizations.raw_doses: sources/immunizations/doses.csv is ")
+    assert con.execute("select dose_id from main.raw_doses").fetchall() == [("D1",)]
+
+
 def test_bad_files_in_a_batch_hold_back_neither_their_good_lines_nor_other_files(ingest, tmp_path: Path) -> None:
     batch, con = ingest
     landing = tmp_path / "home" / "landing" / "appointments"
@@ -556,6 +579,12 @@ def test_hostile_sources_through_mesh_run(tmp_path: Path) -> None:
     assert "Invalid Input Error" not in said and "_duckdb" not in said
     assert _current(mm.home, ref) == published  # consumers keep reading the last good version
     assert mm.mesh("read", ref, "--as", "patients", "--limit", "0", "--json", check=True).stdout == rows
+
+    extract.write_bytes(header + b"\n")  # truncated to its header by the source system
+    run = mm.mesh("run", "--domain", "patients")
+    said = run.stdout + run.stderr
+    assert run.returncode == 1 and said.count("sources/patients/patients.csv has its header and no records") == 1
+    assert _current(mm.home, ref) == published
 
     secret = "patient-secret@example.org"
     ragged = f"P9999999,Ann,Lee,{secret},555\n".encode()

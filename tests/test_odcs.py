@@ -570,6 +570,25 @@ def test_a_pii_column_dropped_by_one_import_cannot_come_back_public_in_the_next(
         with pytest.raises(ImportRefused, match=r"column email: pii masked by \w+ in a published version -> public"):
             import_contract(_mesh(project), contracted, "back.yaml")
         assert (project / "domains/patients/domain.yaml").read_text() == before
+    index = home / "products/patients/patient_accounts/versions.json"
+    intact = index.read_text()
+    data = json.loads(intact)
+    data["versions"][0]["written_by_a_later_release"] = True  # read as before: the history still holds
+    index.write_text(json.dumps(data))
+    with pytest.raises(ImportRefused, match=r"in a published version"):
+        import_contract(_mesh(project), contracted, "back.yaml")
+    index.write_text(intact[:100])  # damaged: what the versions masked is not known, so nothing opens
+    with pytest.raises(ImportRefused, match=r"published versions of patients.patient_accounts cannot be read"):
+        import_contract(_mesh(project), contracted, "back.yaml")
+    assert (project / "domains/patients/domain.yaml").read_text() == before
+    for verb in (
+        ["versions", "patients.patient_accounts"],
+        ["read", "patients.patient_accounts", "--as", "patients", "--at", "2099-01-01"],
+    ):
+        proc = run_mesh_cli(*verb, env=mesh_env(project, home), cwd=project)
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "versions.json is damaged (JSONDecodeError" in proc.stderr
+    index.write_text(intact)
     masked = copy.deepcopy(back)
     masked["schema"][0]["properties"][-1] = email  # back as pii, as masked as before: that is no loosening
     contracted = read_contract(_write(tmp_path / "masked.yaml", masked), "masked.yaml")

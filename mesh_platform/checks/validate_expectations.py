@@ -17,8 +17,10 @@ def regex_problem(con: duckdb.DuckDBPyConnection, kwargs: Mapping[str, object]) 
     """Why a pattern of `kwargs` (`regex`, `regex_list`) would fail in DuckDB, or None. The checks
     match with DuckDB's `regexp_matches`, i.e. RE2: no look-around or back-references."""
     patterns: list[object] = [kwargs["regex"]] if "regex" in kwargs else []
-    listed = kwargs.get("regex_list")
-    patterns += listed if isinstance(listed, list) else []
+    listed = kwargs.get("regex_list", [])
+    if not isinstance(listed, list):  # GX takes a mapping for a run-time parameter, which no mesh run supplies
+        return f"regex_list must be a list of regular expressions, got {type(listed).__name__}"
+    patterns += listed
     for pattern in patterns:
         if not isinstance(pattern, str):
             return f"{pattern!r} is not a regular expression (a string)"

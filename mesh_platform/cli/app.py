@@ -27,6 +27,7 @@ from mesh_platform.cli import (
 from mesh_platform.cli.common import fail
 from mesh_platform.pg_warehouse import WarehouseConfigError
 from mesh_platform.project.dagster_instance import InstanceConfigError
+from mesh_platform.storage.product_store import DamagedStore
 
 app = typer.Typer(
     help="A data-product mesh on Dagster: seed, run, validate and explore the pharmacy mesh.",
@@ -76,6 +77,8 @@ def main() -> None:
     except typer.Abort:
         fail("aborted", 130)
     except (InstanceConfigError, WarehouseConfigError) as exc:  # settings wrong or a server unreachable
+        fail(str(exc))
+    except DamagedStore as exc:  # a product's record in MESH_HOME edited by hand
         fail(str(exc))
     if isinstance(code, int) and code:
         raise SystemExit(code)

@@ -509,17 +509,26 @@ def _refuse_going_back(contracted: ContractedProduct, existing: Product) -> None
 
 def published_pii(home: MeshHome, domain: str, name: str) -> dict[str, str]:
     """The pii columns of `domain.name` as its kept published versions declared them, each with the
-    policy that masked it most. An unreadable version index counts as no history."""
-    from mesh_platform.storage.product_store import ProductStore, pii_policies
+    policy that masked it most. `ImportRefused` when the store cannot say (a damaged `current.json`
+    or version index): without the history a dropped pii column could come back unmasked."""
+    from mesh_platform.storage.product_store import DamagedStore, ProductStore, pii_policies
 
     store = ProductStore(home)
-    try:
-        current = store.current(domain, name)
-        kept = [v.pii for v in store.versions(domain, name).versions]
-    except (OSError, ValueError, TypeError, KeyError):
-        return {}
+    history: list[dict[str, str] | None] = []
+    for read in (
+        lambda: [pii_policies(c.contract) if (c := store.current(domain, name)) else None],
+        lambda: [v.pii for v in store.versions(domain, name).versions],
+    ):
+        try:
+            history += read()
+        except (OSError, DamagedStore) as exc:
+            raise ImportRefused(
+                f"the published versions of {domain}.{name} cannot be read ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]}), so what they masked is not known; repair the files under "
+                f"{home.product_dir(domain, name)} or edit the entry by hand"
+            ) from None
     masked: dict[str, str] = {}
-    for policies in [*kept, pii_policies(current.contract) if current else None]:
+    for policies in history:
         for column, policy in (policies or {}).items():
             if MASK_RANK.get(policy, 2) >= MASK_RANK.get(masked.get(column), 0):
                 masked[column] = policy

@@ -250,8 +250,11 @@ def _failure_message(event: Any) -> str:
     inner = error
     while inner is not None and inner.cause is not None:
         inner = inner.cause
-    if inner is not None and (detail := str(inner.message).strip()) not in message:
-        message = f"{message}: {detail}"
+    if inner is not None and inner is not error:
+        detail = str(inner.message).strip()
+        named, _, text = detail.partition(": ")  # the error's qualified class, then its text
+        if (text if named.rsplit(".", 1)[-1] == inner.cls_name else detail) not in message:
+            message = f"{message}: {detail}"
     return message.removeprefix("dagster._core.definitions.events.Failure: ")
 
 

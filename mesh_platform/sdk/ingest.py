@@ -17,7 +17,9 @@ loaded or quarantined, and a bad line never holds back the good lines of its fil
 A CSV extract whose header is not the expected columns (in order) is not read at all: the step fails
 with `SourceFormatError`, naming the extract and both column lists, and what was loaded before stays.
 So does an extract with no record to load (only its header, or every record quarantined): a full
-extract replaces its table, and an empty one would empty the product for every consumer.
+extract replaces its table, and an empty one would empty the product for every consumer; and an
+extract that is no regular file (a link, which may point anywhere, or a device or pipe, which may
+never end).
 
 Reading: DuckDB's CSV reader reads each file (fast), told to skip what it cannot read. A byte scan
 of the file counts its lines; when the reader returned one row per line and the file has no bare
@@ -36,6 +38,7 @@ import contextlib
 import csv
 import itertools
 import json
+import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -467,6 +470,12 @@ def ingest_csv(
     if not path.exists():
         raise FileNotFoundError(f"{ctx.domain}.{ctx.name}: source file {path} is missing (run `mesh seed`)")
     rel = relative(ctx, path)
+    if not stat.S_ISREG(path.lstat().st_mode):  # a link, device or pipe may never end, or be anything
+        kind = "a link" if path.is_symlink() else "a directory" if path.is_dir() else "a device, pipe or socket"
+        raise SourceFormatError(
+            f"{ctx.domain}.{ctx.name}: {rel} is {kind}, not a regular file: an extract is read only as a file of "
+            f"its own in the domain's sources folder. {KEEPS_LAST_LOAD}"
+        )
     check_header(ctx, path, rel, list(columns))
     scan = scan_file(path)
     con = ctx.con

@@ -26,7 +26,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,11 @@ class Published:
     # that an imported contract cannot unmask a column an earlier version masked (`contracts.odcs_import`)
     pii: dict[str, str] | None = None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Published:
+        """A version as stored; keys a later version of the platform added are left out."""
+        return cls(**{k: v for k, v in data.items() if k in PUBLISHED_FIELDS})
+
     @property
     def ref(self) -> str:
         return f"{self.domain}.{self.product}"
@@ -77,6 +82,25 @@ class Published:
                 f"version {self.version} of {self.ref} was modified after it was published ({self.path}); "
                 f"it is not served: republish it with `mesh run --domain {self.domain}`"
             )
+
+
+PUBLISHED_FIELDS = frozenset(f.name for f in fields(Published))
+
+
+class DamagedStore(Exception):
+    """A product's `current.json` or version index that is not what the store writes (edited by hand:
+    the store writes each atomically)."""
+
+
+@contextmanager
+def _damaged_if_unreadable(path: Path, ref: str) -> Iterator[None]:
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DamagedStore(
+            f"{path} is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}): the store's record of "
+            f"{ref} cannot be read; restore the file, or remove it and republish the product"
+        ) from None
 
 
 class TamperedVersion(Exception):
@@ -222,9 +246,11 @@ class ProductStore:
     def current(self, domain: str, product: str) -> Published | None:
         pointer = self.home.product_dir(domain, product) / "current.json"
         try:
-            return Published(**json.loads(pointer.read_text()))
+            text = pointer.read_text()
         except FileNotFoundError:
             return None
+        with _damaged_if_unreadable(pointer, f"{domain}.{product}"):
+            return Published.from_dict(json.loads(text))
 
     def versions(self, domain: str, product: str) -> VersionIndex:
         """The versions kept of `domain.product` (a store from before the index: listed from its files)."""
@@ -234,12 +260,16 @@ class ProductStore:
         """`versions`; `publishing`: a version being published, left out (its file is there already)."""
         folder = self.home.product_dir(domain, product)
         try:
-            data = json.loads((folder / VERSIONS_FILE).read_text())
+            text = (folder / VERSIONS_FILE).read_text()
         except FileNotFoundError:
             return _index_from_files(folder, self.current(domain, product), publishing)
-        return VersionIndex(
-            [Published(**v) for v in data["versions"]], data.get("first_published_at"), int(data.get("pruned", 0))
-        )
+        with _damaged_if_unreadable(folder / VERSIONS_FILE, f"{domain}.{product}"):
+            data = json.loads(text)
+            return VersionIndex(
+                [Published.from_dict(v) for v in data["versions"]],
+                data.get("first_published_at"),
+                int(data.get("pruned", 0)),
+            )
 
     def resolve(self, domain: str, product: str, at: str | datetime) -> Published:
         """The version with id `at`, or the one current at time `at` (`parse_at`); `VersionNotFound`
