@@ -385,6 +385,8 @@ CSV_CASES = {
     "CRLF line endings": (_dose(1) + b"\r\n" + _dose(2) + b"\r\n", {2, 3}, {}),
     "mixed line endings": (_dose(1) + b"\r\n" + _dose(2) + b"\n" + _dose(3) + b"\r\n", {2, 3, 4}, {}),
     "binary junk": (bytes(range(256)) * 4 + b"\n" + _dose(1) + b"\n", {None}, {}),
+    "header only, first load": (b"", set(), {}),  # nothing loaded before: nothing to keep
+    "every record bad, first load": (b"D1,P1\n", set(), {2: "wrong_field_count"}),
 }
 
 
@@ -476,7 +478,8 @@ def test_a_changed_csv_header_fails_naming_the_columns_and_keeps_the_last_load(
     ids=["header only", "blank line only", "every record bad"],
 )
 def test_an_extract_with_no_record_to_load_fails_and_keeps_the_last_load(doses, data: bytes, found: str) -> None:
-    """A source system that sends an empty or wholly broken full extract does not empty the product."""
+    """A source system that sends an empty or wholly broken full extract does not empty the product
+    an earlier extract loaded (a first load may be empty: `test_any_csv_bytes_...`)."""
     ingest, con = doses
     first = ingest(_dose(1) + b"\n" + _dose(1) + b"\n")
     assert (first.loaded, first.quarantined) == (1, {"duplicate_key": 1})

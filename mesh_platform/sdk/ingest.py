@@ -16,8 +16,9 @@ loaded or quarantined, and a bad line never holds back the good lines of its fil
 
 A CSV extract whose header is not the expected columns (in order) is not read at all: the step fails
 with `SourceFormatError`, naming the extract and both column lists, and what was loaded before stays.
-So does an extract with no record to load (only its header, or every record quarantined): a full
-extract replaces its table, and an empty one would empty the product for every consumer; and an
+So does an extract with no record to load (only its header, or every record quarantined) when the
+table holds rows of an earlier load: a full extract replaces its table, and an empty one would empty
+the product for every consumer (a first load may be empty); and an
 extract that is no regular file (a link, which may point anywhere, or a device or pipe, which may
 never end).
 
@@ -409,8 +410,9 @@ def classified(
 
 
 def refuse_empty_extract(ctx: AssetContext, rel: str, total: int, reasons: Sequence[tuple[str, int, int]]) -> NoReturn:
-    """Raise `SourceFormatError` for an extract with no record to load: a full extract that would
-    replace the table with nothing is a source system's mistake far more often than the truth.
+    """Raise `SourceFormatError` for an extract with no record to load where an earlier load has
+    rows: a full extract that would replace them with nothing is a source system's mistake far more
+    often than the truth. (A first load may be empty: a domain's test with no rows for an asset.)
     `reasons` are (reason, records, first line), the first line being where to look."""
     if total == 0:
         problem = "has its header and no records"
@@ -418,6 +420,15 @@ def refuse_empty_extract(ctx: AssetContext, rel: str, total: int, reasons: Seque
         held = ", ".join(f"{reason}: {n:,} (first at line {line})" for reason, n, line in reasons)
         problem = f"has no record that could be loaded: all {total:,} were quarantined ({held})"
     raise SourceFormatError(f"{ctx.domain}.{ctx.name}: {rel} {problem}. {KEEPS_LAST_LOAD}")
+
+
+def has_rows(con: duckdb.DuckDBPyConnection, asset: str) -> bool:
+    """Whether `main.<asset>` holds an earlier load with at least one row."""
+    try:
+        (found,) = con.execute(f"select exists (select 1 from main.{quote(asset)})").fetchone()  # type: ignore[misc]
+    except duckdb.CatalogException:  # never loaded
+        return False
+    return bool(found)
 
 
 def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str], files: list[str]) -> Ingested:
@@ -429,7 +440,7 @@ def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str], 
     ).fetchall()
     by_reason = {reason: n for reason, n, _ in counts if reason}
     total = sum(n for _, n, _ in counts)
-    if total == sum(by_reason.values()):
+    if total == sum(by_reason.values()) and has_rows(con, asset):
         refuse_empty_extract(ctx, files[0], total, [(reason, n, line) for reason, n, line in counts])
     typed = ", ".join(f"cast({quote(c)} as {t}) as {quote(c)}" for c, t in columns.items())
     originals = ", ".join(f"{literal(c)}: {bounded_sql(quote(c))}" for c in columns)
