@@ -10,8 +10,6 @@ import duckdb
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.project.mesh import Mesh
 
-REGEX_KWARGS = ("regex", "regex_list")
-
 
 def regex_problem(con: duckdb.DuckDBPyConnection, kwargs: Mapping[str, object]) -> str | None:
     """Why a pattern of `kwargs` (`regex`, `regex_list`) would fail in DuckDB, or None. The checks

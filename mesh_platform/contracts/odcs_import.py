@@ -514,19 +514,17 @@ def published_pii(home: MeshHome, domain: str, name: str) -> dict[str, str]:
     from mesh_platform.storage.product_store import DamagedStore, ProductStore, pii_policies
 
     store = ProductStore(home)
-    history: list[dict[str, str] | None] = []
-    for read in (
-        lambda: [pii_policies(c.contract) if (c := store.current(domain, name)) else None],
-        lambda: [v.pii for v in store.versions(domain, name).versions],
-    ):
-        try:
-            history += read()
-        except (OSError, DamagedStore) as exc:
-            raise ImportRefused(
-                f"the published versions of {domain}.{name} cannot be read ({type(exc).__name__}: "
-                f"{' '.join(str(exc).split())[:200]}), so what they masked is not known; repair the files under "
-                f"{home.product_dir(domain, name)} or edit the entry by hand"
-            ) from None
+    try:
+        current = store.current(domain, name)
+        history = [v.pii for v in store.versions(domain, name).versions]
+    except (OSError, DamagedStore) as exc:
+        raise ImportRefused(
+            f"the published versions of {domain}.{name} cannot be read ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}), so what they masked is not known; repair the files under "
+            f"{home.product_dir(domain, name)} or edit the entry by hand"
+        ) from None
+    if current is not None:
+        history.append(pii_policies(current.contract))
     masked: dict[str, str] = {}
     for policies in history:
         for column, policy in (policies or {}).items():

@@ -18,9 +18,8 @@ A CSV extract whose header is not the expected columns (in order) is not read at
 with `SourceFormatError`, naming the extract and both column lists, and what was loaded before stays.
 So does an extract with no record to load (only its header, or every record quarantined) when the
 table holds rows of an earlier load: a full extract replaces its table, and an empty one would empty
-the product for every consumer (a first load may be empty); and an
-extract that is no regular file (a link, which may point anywhere, or a device or pipe, which may
-never end).
+the product for every consumer (a first load may be empty); and an extract that is no regular file
+(a link, which may point anywhere, or a device or pipe, which may never end).
 
 Reading: DuckDB's CSV reader reads each file (fast), told to skip what it cannot read. A byte scan
 of the file counts its lines; when the reader returned one row per line and the file has no bare
@@ -441,7 +440,7 @@ def load_classified(ctx: AssetContext, staged: str, columns: Mapping[str, str], 
     by_reason = {reason: n for reason, n, _ in counts if reason}
     total = sum(n for _, n, _ in counts)
     if total == sum(by_reason.values()) and has_rows(con, asset):
-        refuse_empty_extract(ctx, files[0], total, [(reason, n, line) for reason, n, line in counts])
+        refuse_empty_extract(ctx, files[0], total, counts)
     typed = ", ".join(f"cast({quote(c)} as {t}) as {quote(c)}" for c, t in columns.items())
     originals = ", ".join(f"{literal(c)}: {bounded_sql(quote(c))}" for c in columns)
     ensure_quarantine(ctx)
