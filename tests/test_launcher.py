@@ -3,6 +3,7 @@ stops the worker, and the warm server goes away when it is no longer wanted."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from mesh_platform.orchestration.process_health import process_alive
 from mesh_platform.orchestration.run_worker_server import IDLE_ENV, ServerPaths, ensure_server, prestart
 from mesh_platform.project.dagster_instance import prepare_instance
 from mesh_platform.upstream.dagster_runs import WorkerStatus
+from tests.conftest import copy_project, mesh_env, run_mesh_cli
 
 
 def _instance(tmp_path: Path) -> dg.DagsterInstance:
@@ -175,3 +177,50 @@ def test_prestart_says_whether_the_server_was_up_and_starts_it_if_not(
         pid = int(paths.suffixed(".pid").read_text())
         os.kill(pid, signal.SIGTERM)
         assert _wait_gone(pid, 60)
+
+
+def test_dbts_warm_up_parse_succeeds_and_leaves_no_thread_behind() -> None:
+    """The server forks its workers after the warm-up: a thread it left running (the static
+    parser's Rust pool, a DuckDB connection's) would be missing in every forked worker, and a
+    worker could hang on a lock that thread held. Counted as the kernel sees threads."""
+    script = (
+        "import json, os\n"
+        "from mesh_platform.orchestration import run_worker_server as server\n"
+        "server.warm_up(server.PRELOAD + server.PRELOAD_DBT)\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "parsed = server.first_dbt_invocation()\n"
+        "print(json.dumps([parsed, before, len(os.listdir('/proc/self/task'))]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    parsed, before, after = json.loads(done.stdout.strip().splitlines()[-1])
+    assert parsed, done.stdout
+    assert after == before, f"dbt's warm-up left {after - before} thread(s) running"
+
+
+@pytest.mark.slow
+def test_a_dbt_domain_runs_in_a_worker_forked_after_dbts_warm_up(tmp_path: Path) -> None:
+    """Once no worker runs, the server warms dbt up (and says so in its log); a dbt domain's run
+    forked afterwards builds its models and publishes."""
+    root = copy_project(tmp_path / "project")
+    home = tmp_path / "home"
+    env = mesh_env(root, home)
+    run_mesh_cli("seed", "--scale", "0.01", env=env, cwd=root, check=True)
+    run_mesh_cli("run", "--domain", "pharmacy", env=env, cwd=root, check=True)  # starts the server
+    (log,) = (home / "dagster" / "run_workers").glob("*.log")
+    deadline = time.monotonic() + 180
+    while "dbt warmed up" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "dbt warmed up" in log.read_text(), log.read_text()
+    assert "warm-up parse" not in log.read_text(), log.read_text()  # neither failed nor raised
+    run_mesh_cli("run", "--domain", "immunizations", env=env, cwd=root, check=True)
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    (run,) = instance.get_runs(dg.RunsFilter(job_name="immunizations"))
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert "forked from the warm run worker server" in "".join(
+        r.event_log_entry.dagster_event.message or ""
+        for r in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
+    )
+    server = int(next((home / "dagster" / "run_workers").glob("*.pid")).read_text())
+    os.kill(server, signal.SIGTERM)
+    assert _wait_gone(server, 30)
