@@ -19,7 +19,7 @@ import pytest
 
 from mesh_platform.orchestration.launcher import MeshRunLauncher
 from mesh_platform.orchestration.process_health import process_alive
-from mesh_platform.orchestration.run_worker_server import IDLE_ENV, ServerPaths, ensure_server, prestart
+from mesh_platform.orchestration.run_worker_server import IDLE_ENV, ServerPaths, ensure_server, fork_worker, prestart
 from mesh_platform.project.dagster_instance import prepare_instance
 from mesh_platform.upstream.dagster_runs import WorkerStatus
 from tests.conftest import copy_project, mesh_env, run_mesh_cli
@@ -175,6 +175,40 @@ def test_prestart_says_whether_the_server_was_up_and_starts_it_if_not(
         assert paths.suffixed(".log").read_text().count("ready in") == 1  # one server, not two
     finally:
         pid = int(paths.suffixed(".pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+        assert _wait_gone(pid, 60)
+
+
+@pytest.mark.slow
+def test_a_malformed_request_is_refused_and_the_server_keeps_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Valid JSON that is not a worker request (`{}`, a list, argv not strings, env not strings)
+    used to raise in the server's loop after the fork, and the server died."""
+    monkeypatch.setenv(IDLE_ENV, "60")
+    instance_dir = tmp_path / "dagster"
+    paths = ServerPaths.of(instance_dir, sys.executable)
+    ensure_server(paths, sys.executable)
+    pid = int(paths.suffixed(".pid").read_text())
+    good = {"argv": ["--version"], "env": {}, "cwd": str(tmp_path), "log": str(tmp_path / "w.log")}
+    try:
+        for bad in ({}, [], "x", 5, {**good, "argv": 5}, {**good, "argv": []}, {**good, "env": {"A": 1}},
+                    {**good, "log": None}):  # fmt: skip
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(30)
+                sock.connect(str(paths.socket))
+                sock.sendall(json.dumps(bad).encode() + b"\n")
+                assert sock.makefile("r").readline() == "", f"{bad!r} was answered"
+        assert process_alive(pid), "a malformed request ended the server"
+        assert paths.suffixed(".log").read_text().count("bad request") == 8
+        # and it still forks a worker for a real request
+        assert fork_worker(instance_dir, sys.executable, **{k: v for k, v in good.items() if k != "log"},
+                           log=tmp_path / "w.log") > 0  # fmt: skip
+        log, deadline = tmp_path / "w.log", time.monotonic() + 60
+        while not (log.exists() and "version" in log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "dagster, version" in log.read_text()
+    finally:
         os.kill(pid, signal.SIGTERM)
         assert _wait_gone(pid, 60)
 

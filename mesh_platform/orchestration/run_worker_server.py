@@ -370,6 +370,7 @@ def _answer(conn: socket.socket, listener: socket.socket) -> int | None:
             conn.close()
             return None
         request = json.loads(line)
+        _check_request(request)
         pid = os.fork()
     except (OSError, ValueError) as exc:
         print(f"bad request: {exc}", flush=True)
@@ -384,6 +385,21 @@ def _answer(conn: socket.socket, listener: socket.socket) -> int | None:
     conn.close()
     print(f"worker {pid}: dagster {' '.join(request['argv'][:2])}", flush=True)
     return pid
+
+
+def _check_request(request: object) -> None:
+    """Raise ValueError unless `request` is what the launcher sends: argv (strings), env (strings to
+    strings), cwd and log (strings). Anything else is a bad request, never an error in the loop."""
+    if not isinstance(request, dict):
+        raise ValueError("not a JSON object")
+    argv, env = request.get("argv"), request.get("env")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError("argv: not a list of strings")
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ValueError("env: not a mapping of strings")
+    for key in ("cwd", "log"):
+        if not isinstance(request.get(key), str):
+            raise ValueError(f"{key}: not a string")
 
 
 def _become_worker(request: Mapping[str, Any]) -> NoReturn:
