@@ -18,7 +18,7 @@ import duckdb
 import pytest
 import yaml
 
-from mesh_platform.defs.domain_definitions import domain_definitions
+from mesh_platform.defs.domain_definitions import dbt_node_problems, domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
 from mesh_platform.governance.audit import AuditLog, Broken
 from mesh_platform.governance.sandbox import Sandbox
@@ -395,6 +395,50 @@ def test_a_materialization_of_a_project_refuses_the_domain(project: Path) -> Non
     message = str(err.value)
     for name in ("materialization_mine_duckdb", "materialization_view_duckdb"):
         assert f"dbt_projects/patient_360/macros/own.sql: {name}: [dbt-materialization]" in message
+
+
+def test_a_macro_named_like_a_materialization_refuses_the_domain_before_its_python_runs(
+    project: Path, tmp_path: Path
+) -> None:
+    """dbt lets a macro submit Python only from a materialization, which it recognises by the word
+    in the macro's id: a helper named `audit_materialization_note`, called from a plain SQL model,
+    ran Python in the process that compiled the project (`mesh validate`, a definitions load) and
+    in the step, outside the sandbox. The domain is refused, and the Python never runs."""
+    marker = tmp_path / "python-ran"
+    dbt = project / "dbt_projects" / "patient_360"
+    (dbt / "macros" / "notes.sql").write_text(
+        "{% macro audit_materialization_note() %}{% if execute %}\n"
+        "  {% call statement('note', language='python') %}\n"
+        f"open({str(marker)!r}, 'w').write(open('/etc/hostname').read())\n"
+        "def model(dbt, session): return session.sql('select 1 as x')\n"
+        "  {% endcall %}\n"
+        "{% endif %}{% endmacro %}\n"
+    )
+    (dbt / "models" / "innocent.sql").write_text("{{ audit_materialization_note() }} select 1 as x\n")
+    with pytest.raises(MeshDefinitionError) as err:
+        domain_definitions("patient_360", Mesh.load(MeshProject.discover(project)))
+    message = str(err.value)
+    assert "dbt_projects/patient_360/macros/notes.sql: audit_materialization_note: [dbt-materialization]" in message
+    assert "contains the word 'materialization'" in message
+    assert not marker.exists()
+
+
+def test_every_macro_of_a_package_named_like_a_materialization_is_refused(project: Path) -> None:
+    """The package's name is part of the id dbt reads the word in (`macro.<package>.<name>`)."""
+    mesh = Mesh.load(MeshProject.discover(project))
+    dbt = project / "dbt_projects" / "patient_360"
+    macros = {
+        f"macro.{package}.{name}": {"name": name, "package_name": package, "original_file_path": f"macros/{name}.sql"}
+        for package, name in [
+            ("materializations_lab", "note"),
+            ("patient_360", "last_by"),
+            ("dbt", "materialization_x"),
+        ]
+    }
+    problems = dbt_node_problems(mesh, "patient_360", dbt, {"nodes": {}, "macros": macros})
+    assert [(p.file, p.field, p.rule) for p in problems] == [
+        ("dbt_projects/patient_360/macros/note.sql", "note", "dbt-materialization")
+    ]
 
 
 @pytest.mark.parametrize("linked", ["landing/feed", "sources/site_operations", "landing"])

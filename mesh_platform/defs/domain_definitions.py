@@ -213,6 +213,27 @@ OWN_MATERIALIZATION = (
     "use dbt's materializations (table, view, incremental, ...) or the platform's mesh_product"
 )
 
+MATERIALIZATION_NAMED = (
+    "dbt lets a macro whose package or name contains the word 'materialization' submit Python "
+    "(`statement(..., language='python')`), which runs in the step's process, outside the sandbox; "
+    "rename the macro (or the package) without that word"
+)
+
+
+def _macro_refusal(macro: Mapping[str, Any]) -> str | None:
+    """Why the platform refuses a macro of the domain's project or of a package it installed, if it
+    does. dbt submits Python (`statement(..., language='python')`) only from a macro it takes for a
+    materialization, and it takes for one any macro whose id (`macro.<package>.<name>`) contains the
+    word "materialization": a helper so named, called from a model, would run Python too."""
+    name, package = str(macro.get("name", "")), str(macro.get("package_name", ""))
+    if package in TRUSTED_DBT_PACKAGES:
+        return None
+    if name.startswith("materialization_"):
+        return OWN_MATERIALIZATION
+    if "materialization" in f"{package}.{name}".lower():
+        return MATERIALIZATION_NAMED
+    return None
+
 
 def dbt_node_problems(mesh: Mesh, domain: str, dbt_dir: Path, manifest: Mapping[str, Any]) -> list[Problem]:
     """What the platform does not build from a dbt project: Python models, seeds and materializations
@@ -240,10 +261,9 @@ def dbt_node_problems(mesh: Mesh, domain: str, dbt_dir: Path, manifest: Mapping[
             path = mesh.project.rel(dbt_dir / str(node.get("original_file_path", "")))
             problems.append(Problem(path, str(node.get("name", "")), rule, message, domain=domain))
     for macro in manifest.get("macros", {}).values():
-        name, package = str(macro.get("name", "")), macro.get("package_name")
-        if name.startswith("materialization_") and package not in TRUSTED_DBT_PACKAGES:
+        if (refusal := _macro_refusal(macro)) is not None:
             path = mesh.project.rel(dbt_dir / str(macro.get("original_file_path", "")))
-            problems.append(Problem(path, name, "dbt-materialization", OWN_MATERIALIZATION, domain=domain))
+            problems.append(Problem(path, str(macro.get("name", "")), "dbt-materialization", refusal, domain=domain))
     return sorted(problems, key=lambda p: p.file)
 
 
