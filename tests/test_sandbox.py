@@ -67,6 +67,17 @@ DBT_ATTACKS = {
         "(format json){{% endcall %}}\nselect 1 as x"
     ),
 }
+# secrets the operator's environment holds while the attacked domain runs, and a model that renders them
+ENV_SECRETS = {
+    "AWS_SECRET_ACCESS_KEY": "attack-aws-secret-0123456789",
+    "ANALYTICS_DB_URL": "postgresql://reader:attack-pw-0123@db.example.com/analytics",
+}
+ENV_ATTACK = (
+    "{{ config(materialized='view') }}\n"
+    + "select "
+    + ", ".join(f'\'{{{{ env_var("{name}", "absent") }}}}\' as v{i}' for i, name in enumerate(ENV_SECRETS))
+    + "\n"
+)
 # what each attack's refusal names as its target
 DBT_TARGETS = {
     "literal_path": "sources/patients/patients.csv",
@@ -142,8 +153,9 @@ def attacked(tmp_path_factory: pytest.TempPathFactory) -> Attacked:
             }
         )
     )
+    (dbt / "models" / "attack_env.sql").write_text(ENV_ATTACK)
     mm.mesh("prepare", check=True)
-    dbt_run = mm.mesh("run", "--domain", "patient_360")
+    dbt_run = mm.mesh_with(ENV_SECRETS, "run", "--domain", "patient_360")
 
     _grant_site_operations(mm.root)
     code = mm.root / "domains" / "site_operations" / "assets.py"
@@ -198,6 +210,18 @@ def test_dbt_attack_is_refused_by_the_engine_and_audited(attacked: Attacked, att
     assert "which it may not" in line
     assert any(word in line for word in ("consumes", "source(", "governed read", "own warehouse", "cannot change"))
     assert _leaks(attacked.home, "patient_360", attacked.raw, [run.stdout, run.stderr]) == []
+
+
+def test_a_model_cannot_render_the_secrets_of_the_environment_it_runs_in(attacked: Attacked) -> None:
+    """dbt's `env_var()` reads the step's environment, which holds the operator's secrets (cloud keys,
+    database URLs); a model that selects them would keep them in a table its domain reads. The step
+    builds with them out of the environment: the model renders its defaults, and no secret is in
+    the domain's warehouse, files, logs or output."""
+    run = attacked.dbt_run
+    with duckdb.connect(str(attacked.home / "warehouse" / "patient_360.duckdb"), read_only=True) as con:
+        assert con.execute("select * from attack_env").fetchall() == [("absent", "absent")]
+    leaks = _leaks(attacked.home, "patient_360", set(ENV_SECRETS.values()), [run.stdout, run.stderr])
+    assert leaks == []
 
 
 def test_the_product_of_the_attacked_domain_still_publishes_masked(attacked: Attacked) -> None:
@@ -421,6 +445,24 @@ def test_a_macro_named_like_a_materialization_refuses_the_domain_before_its_pyth
     assert "dbt_projects/patient_360/macros/notes.sql: audit_materialization_note: [dbt-materialization]" in message
     assert "contains the word 'materialization'" in message
     assert not marker.exists()
+
+
+def test_a_project_whose_parse_renders_a_secret_refuses_the_domain(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `config(meta=...)` is rendered at parse, in whatever process loads the definitions (the UI's,
+    `mesh validate`), and kept in the manifest the asset metadata comes from: a project whose parse
+    renders a secret of the environment does not load, and the refusal does not repeat the value."""
+    secret = "postgresql://admin:attack-pw-0123@127.0.0.1/postgres"
+    monkeypatch.setenv("MESH_WAREHOUSE_URL", secret)
+    dbt = project / "dbt_projects" / "patient_360"
+    (dbt / "models" / "noted.sql").write_text(
+        "{{ config(meta={'where': env_var('MESH_WAREHOUSE_URL', '')}) }}\nselect 1 as x\n"
+    )
+    with pytest.raises(MeshDefinitionError) as err:
+        domain_definitions("patient_360", Mesh.load(MeshProject.discover(project)))
+    assert "dbt_projects/patient_360: MESH_WAREHOUSE_URL: [dbt-secret]" in str(err.value)
+    assert "attack-pw" not in str(err.value)
 
 
 def test_every_macro_of_a_package_named_like_a_materialization_is_refused(project: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import dagster as dg
 
 from mesh_platform.defs.dbt_project import environment
+from mesh_platform.project.environment_secrets import without_secrets
 
 
 @dataclass
@@ -65,7 +66,7 @@ def run_build(
     from mesh_platform.governance.dbt_sandbox import release
 
     try:
-        with environment(build.env):
+        with environment(build.env), without_secrets():  # `env_var()` in a model cannot reach them
             result = dbtRunner(manifest=manifest).invoke(build.args(select))
     finally:
         release()

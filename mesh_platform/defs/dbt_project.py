@@ -33,6 +33,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from mesh_platform.project.environment_secrets import without_secrets
+
 TARGETS = ("duckdb", "postgres")  # the outputs of dbt_projects/profiles.yml
 # the platform's dbt package (its `mesh_product` materialization), installed into every project
 PACKAGE = Path(__file__).resolve().parent.parent / "dbt_package"
@@ -209,7 +211,7 @@ def definitions_manifest(project_dir: Path, profiles_dir: Path, domain: str) -> 
 def parse_for_step(project_dir: Path, profiles_dir: Path, domain: str, target: str, log_dir: Path) -> Parsed:
     """The project as a step builds it. On DuckDB, a parse that found changes also refreshes the
     manifest the definitions read."""
-    with parse_lock(project_dir):
+    with parse_lock(project_dir), without_secrets():  # the run worker's main thread: see the module
         current = fingerprint(project_dir, profiles_dir)
         refresh = target == "duckdb" and not _fresh(project_dir, current)
         parsed = parse(project_dir, profiles_dir, domain, target, write_json=refresh, log_dir=log_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import os
 import re
 import sys
 import threading
@@ -34,6 +35,7 @@ from mesh_platform.lineage.dagster_metadata import with_column_lineage
 from mesh_platform.orchestration.automation import EVERY_DAEMON_LOOP_S
 from mesh_platform.orchestration.freshness import freshness_sensor
 from mesh_platform.orchestration.landing import landing_sensor
+from mesh_platform.project.environment_secrets import rendered_secrets, secret_names
 from mesh_platform.project.locations import LandingNameError
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn, SuiteFn
@@ -220,6 +222,20 @@ MATERIALIZATION_NAMED = (
 )
 
 
+RENDERED_SECRET = (
+    "the project's parse rendered the value of the environment variable {name} (dbt's `env_var()`) into "
+    "its manifest, a secret of the platform's environment; read settings with `var()`, or from an "
+    "environment variable that holds no secret"
+)
+
+
+def _rendered_secrets(manifest: Mapping[str, Any]) -> list[str]:
+    """The secret variables of this process's environment whose value the manifest holds."""
+    if not secret_names(os.environ):
+        return []
+    return rendered_secrets(json.dumps(manifest, ensure_ascii=False))
+
+
 def _macro_refusal(macro: Mapping[str, Any]) -> str | None:
     """Why the platform refuses a macro of the domain's project or of a package it installed, if it
     does. dbt submits Python (`statement(..., language='python')`) only from a macro it takes for a
@@ -260,6 +276,10 @@ def dbt_node_problems(mesh: Mesh, domain: str, dbt_dir: Path, manifest: Mapping[
             rule, message = refused[kind]
             path = mesh.project.rel(dbt_dir / str(node.get("original_file_path", "")))
             problems.append(Problem(path, str(node.get("name", "")), rule, message, domain=domain))
+    for name in _rendered_secrets(manifest):
+        problems.append(
+            Problem(mesh.project.rel(dbt_dir), name, "dbt-secret", RENDERED_SECRET.format(name=name), domain=domain)
+        )
     for macro in manifest.get("macros", {}).values():
         if (refusal := _macro_refusal(macro)) is not None:
             path = mesh.project.rel(dbt_dir / str(macro.get("original_file_path", "")))
