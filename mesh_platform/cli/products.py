@@ -25,7 +25,7 @@ from mesh_platform.cli.common import err, fail, invalid, known_product, load_mes
 from mesh_platform.cli.tables import Column, Fitted, print_fitted
 from mesh_platform.descriptor.model import PRODUCT_REF_PATTERN
 from mesh_platform.project.mesh import Mesh
-from mesh_platform.text import counted
+from mesh_platform.text import counted, one_line
 
 STATE_STYLE = {"fresh": "green", "stale": "bold red", "unpublished": "yellow", "no policy": "dim"}
 
@@ -91,7 +91,7 @@ def _catalog_columns(entries: list[dict[str, Any]]) -> list[Column]:
         Column("rows", [Text(f"{s['rows']:,}" if s["rows"] is not None else "-") for s in statuses], justify="right"),
         Column("fresh (age)", [_fresh_short(e["freshness"]) for e in entries]),
         Column("consumers", [plain(", ".join(e["consumers"]) or "-") for e in entries], drop=3),
-        Column("value", [plain(" ".join(e["value"].split())) for e in entries], drop=2, prose=True),
+        Column("value", [plain(one_line(e["value"])) for e in entries], drop=2, prose=True),
     ]
 
 

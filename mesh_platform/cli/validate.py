@@ -6,7 +6,7 @@ import typer
 
 from mesh_platform.cli.common import err, load_mesh, print_json
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
-from mesh_platform.text import counted
+from mesh_platform.text import counted, one_line
 
 
 def collect_problems() -> tuple[list[str], list[Problem], list[Problem]]:
@@ -28,7 +28,7 @@ def collect_problems() -> tuple[list[str], list[Problem], list[Problem]]:
         except MeshDefinitionError as exc:
             problems += exc.problems
         except Exception as exc:  # a definition Dagster refuses: the domain's problem, reported like the rest
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            detail = one_line(f"{type(exc).__name__}: {exc}")[:500]
             problems.append(Problem(mesh.files[domain], "", "domain-definitions", detail, domain=domain))
 
     def ordered(found: list[Problem]) -> list[Problem]:
