@@ -37,17 +37,23 @@ $(INSTALLED): pyproject.toml uv.lock | $(UV)
 install: $(INSTALLED)  ## build .venv/ (with .venv/bin/mesh) and prepare dbt manifests
 	$(MESH) prepare
 
-demo: install  ## seed, materialize the whole mesh, then serve the Dagster UI on 127.0.0.1
-	$(MESH) seed --scale $(SCALE)
-	$(MESH) run
-	@if [ -z "$$MESH_NO_UI" ]; then $(MAKE) --no-print-directory ui; fi
-
+# the Dagster UI, the recipe of `make ui` and the end of `make demo` (which runs it itself rather than
+# `$(MAKE) ui`, so that `install`, and its `mesh prepare`, runs once).
 # --use-legacy-code-server-behavior: the webserver and the daemon read workspace.yaml themselves, so a
 # domain `mesh new-domain` adds appears on "Reload all" (plain `dagster dev` serves the locations it
 # started with until it is restarted)
+define serve_ui
+mkdir -p $(DAGSTER_HOME)
+$(VENV)/bin/dagster dev -w workspace.yaml --use-legacy-code-server-behavior -h $(UI_HOST) -p $(UI_PORT)
+endef
+
+demo: install  ## seed, materialize the whole mesh, then serve the Dagster UI on 127.0.0.1
+	$(MESH) seed --scale $(SCALE)
+	$(MESH) run
+	$(if $(MESH_NO_UI),,$(serve_ui))
+
 ui: install  ## the Dagster UI over every domain (loopback only unless UI_HOST is changed)
-	mkdir -p $(DAGSTER_HOME)
-	$(VENV)/bin/dagster dev -w workspace.yaml --use-legacy-code-server-behavior -h $(UI_HOST) -p $(UI_PORT)
+	$(serve_ui)
 
 test: install  ## the whole suite, slow end-to-end tests included
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15

@@ -3,7 +3,8 @@
 From the bottom of the import graph up (`tests/test_import_graph.py` holds each package to the
 rule its docstring states, and forbids import cycles and imports of `devtools`):
 
-- `sql`: SQL text (quoted identifiers and literals, column types);
+- `sql`: SQL text (quoted identifiers and literals, column types); beside it the module `text`
+  (message wording: `one_line`, `counted`), which imports nothing of the platform;
 - `descriptor`: what a domain declares (`domain.yaml`), parsed and validated;
 - `project`: where a mesh lives (project folder, MESH_HOME, Dagster instance) and the loaded mesh;
 - `sdk`: what a domain's Python code imports (`@product`, ingestion, shared reference data);

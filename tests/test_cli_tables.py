@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mesh_platform.cli.app import app
+from mesh_platform.cli.tables import shown_of
 from mesh_platform.project.locations import MeshProject
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.scaffold.testing import DomainWorkbench
@@ -140,6 +141,18 @@ def test_quarantine_and_audit_say_when_they_are_cut(project: Path, home: Path) -
     lines_fit(audit, PIPED)
     decisions = len(json.loads(cli(project, home, "audit", "--json")[0]))
     assert decisions >= 2 and f"showing 1 of {decisions} decisions" in audit
+
+
+def test_counts_of_one_are_singular(project: Path, tmp_path: Path) -> None:
+    wb = DomainWorkbench(project, "site_operations", tmp_path)
+    wb.publish("pharmacy.sites", [{"site_id": "S1", "site_name": "Main", "daily_capacity": 40}])
+    home = wb.home.path
+    described, _ = cli(project, home, "products", "pharmacy.sites")
+    assert re.search(r"version \S+, 1 row\b", described) and "1 rows" not in described
+    read, _ = cli(project, home, "read", "pharmacy.sites", "--as", "site_operations")
+    assert re.search(r"^1 row$", read, re.M) and "1 rows" not in read
+    assert shown_of(1, 1, "record", "").plain == "1 record" and shown_of(2, 2, "record", "").plain == "2 records"
+    assert shown_of(0, 1, "row", "how").plain == "showing 0 of 1 row (how)"
 
 
 @pytest.mark.parametrize("verb", [None, *sorted(c.name for c in app.registered_commands)])

@@ -26,10 +26,10 @@ DEVTOOLS_VERBS = {"mesh_platform.cli.seed", "mesh_platform.cli.emit"}  # may imp
 # package -> ("not", forbidden) or ("only", allowed): names relative to mesh_platform, or `devtools`
 RULES: dict[str, tuple[str, frozenset[str]]] = {
     "sql": ("only", frozenset()),
-    "descriptor": ("only", frozenset({"sql", "governance.masking"})),
-    "project": ("only", frozenset({"descriptor", "sql", "governance.masking"})),
+    "descriptor": ("only", frozenset({"sql", "text", "governance.masking"})),
+    "project": ("only", frozenset({"descriptor", "sql", "text", "governance.masking"})),
     "sdk": ("only", frozenset({"sql"})),
-    "storage": ("only", frozenset({"project", "descriptor", "sql"})),
+    "storage": ("only", frozenset({"project", "descriptor", "sql", "text"})),
     "upstream": ("only", frozenset()),
     "governance": (
         "not",

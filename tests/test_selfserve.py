@@ -230,6 +230,17 @@ def test_new_product_in_python_domains_keeps_the_descriptor_and_code(project: Pa
     _ruff_clean(project, "domains/pharmacy", "domains/site_operations")
 
 
+def test_a_product_added_to_a_domain_does_not_say_it_was_scaffolded_with_the_domain(project: Path) -> None:
+    new_product(_mesh(project), "pharmacy", "site_summary")  # Python, inline source
+    new_product(_mesh(project), "patients", "patient_samples")  # dbt, inline source
+    new_domain(_mesh(project), "standalone", "owner@example.com", [], "python", "items")
+    mesh = _mesh(project)
+    for domain, name in (("pharmacy", "site_summary"), ("patients", "patient_samples")):
+        value = mesh.descriptors[domain].product(name).value
+        assert "added by mesh new-product" in value and "with the domain" not in value, value
+    assert "scaffolded with the domain" in mesh.descriptors["standalone"].product("items").value
+
+
 def test_new_product_in_a_dbt_domain_writes_a_model_and_prepares_the_manifest(project: Path) -> None:
     result = new_product(_mesh(project), "patient_360", "journey_inputs")
     assert "dbt_projects/patient_360/models/marts/journey_inputs.sql" in result.created

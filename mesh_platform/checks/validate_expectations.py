@@ -9,6 +9,7 @@ import duckdb
 
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.project.mesh import Mesh
+from mesh_platform.text import one_line
 
 
 def regex_problem(con: duckdb.DuckDBPyConnection, kwargs: Mapping[str, object]) -> str | None:
@@ -25,7 +26,7 @@ def regex_problem(con: duckdb.DuckDBPyConnection, kwargs: Mapping[str, object]) 
         try:
             con.execute("select regexp_matches('', ?)", [pattern])
         except duckdb.Error as exc:
-            why = " ".join(str(exc).removeprefix("Invalid Input Error: ").split())[:200]
+            why = one_line(str(exc).removeprefix("Invalid Input Error: "))[:200]
             return f"{pattern[:200]!r} is not a regular expression DuckDB (RE2) can run: {why}"
     return None
 
@@ -41,7 +42,7 @@ def expectation_kwargs_problems(mesh: Mesh) -> list[Problem]:
                     try:
                         gx_expectation(expectation.type, expectation.kwargs)
                     except Exception as exc:  # GX raises pydantic or its own errors
-                        detail = " ".join(str(exc).split())[:300]
+                        detail = one_line(str(exc))[:300]
                         rule, message = (
                             "expectation-kwargs",
                             f"Great Expectations rejects {expectation.type}({expectation.kwargs}): {detail}",

@@ -70,7 +70,7 @@ def audit(
         Column("detail", [plain(_detail(r)) for r in shown], drop=1, prose=True),
     ]
     print_fitted(out, columns, plain("governance decisions, newest last"), more="--json has every field")
-    out.print(shown_of(len(shown), len(records), "decisions", "the latest; --limit N shows more, --limit 0 all"))
+    out.print(shown_of(len(shown), len(records), "decision", "the latest; --limit N shows more, --limit 0 all"))
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from mesh_platform.project.locations import NotAMeshProject
 from mesh_platform.project.mesh import Mesh
+from mesh_platform.text import one_line
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -49,7 +50,7 @@ def plain(text: object, style: str = "") -> Text:
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """`error: <message>` as one line on stderr, then exit with `code`."""
-    err.print(Text.assemble(("error: ", "bold red"), plain(" ".join(str(message).split()))), soft_wrap=True)
+    err.print(Text.assemble(("error: ", "bold red"), plain(one_line(str(message)))), soft_wrap=True)
     raise SystemExit(code)
 
 

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from mesh_platform.cli.common import check_number, err, load_mesh, plain
+from mesh_platform.text import counted
 
 MAX_BOOKINGS = 1_000_000  # per batch: a batch is written from memory
 MAX_INTERVAL_S = 86_400.0
@@ -49,7 +50,7 @@ def emit(
             sys.stdout.flush()
         else:
             again = f" (again: {batch.redelivery_of})" if batch.redelivery_of else ""
-            err.print(plain(f"{batch.path.name}: {batch.events} events, {batch.malformed} malformed{again}"))
+            err.print(plain(f"{batch.path.name}: {counted(batch.events, 'event')}, {batch.malformed} malformed{again}"))
 
     run_feed(home.path, batches, interval, bookings, seed, malformed_rate, redeliver_every, report)
 

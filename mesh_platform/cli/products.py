@@ -25,6 +25,7 @@ from mesh_platform.cli.common import err, fail, invalid, known_product, load_mes
 from mesh_platform.cli.tables import Column, Fitted, print_fitted
 from mesh_platform.descriptor.model import PRODUCT_REF_PATTERN
 from mesh_platform.project.mesh import Mesh
+from mesh_platform.text import counted, one_line
 
 STATE_STYLE = {"fresh": "green", "stale": "bold red", "unpublished": "yellow", "no policy": "dim"}
 
@@ -90,7 +91,7 @@ def _catalog_columns(entries: list[dict[str, Any]]) -> list[Column]:
         Column("rows", [Text(f"{s['rows']:,}" if s["rows"] is not None else "-") for s in statuses], justify="right"),
         Column("fresh (age)", [_fresh_short(e["freshness"]) for e in entries]),
         Column("consumers", [plain(", ".join(e["consumers"]) or "-") for e in entries], drop=3),
-        Column("value", [plain(" ".join(e["value"].split())) for e in entries], drop=2, prose=True),
+        Column("value", [plain(one_line(e["value"])) for e in entries], drop=2, prose=True),
     ]
 
 
@@ -109,7 +110,7 @@ def _describe(e: dict[str, Any]) -> Group:
     facts.add_row("last run", f"{_run_cell(s)} (run {s['run_id'] or '-'}, at {s['recorded_at'] or '-'})")
     facts.add_row("checks", _checks_cell(s))
     facts.add_row(
-        "published", f"version {s['published_version']}, {s['rows']:,} rows" if s["rows"] is not None else "-"
+        "published", f"version {s['published_version']}, {counted(s['rows'], 'row')}" if s["rows"] is not None else "-"
     )
     facts.add_row("freshness", _freshness_cell(e["freshness"]))
     facts.add_row("consumers (granted)", plain(", ".join(e["consumers"]) or "none"))

@@ -45,7 +45,7 @@ def quarantine(
     ]
     title = plain(f"quarantine{' of ' + ref if ref else ''}")
     print_fitted(out, columns, title, more="--json has every field")
-    out.print(shown_of(len(shown), len(records), "records", "--limit N shows more, --limit 0 all"))
+    out.print(shown_of(len(shown), len(records), "record", "--limit N shows more, --limit 0 all"))
 
 
 def register(app: typer.Typer) -> None:

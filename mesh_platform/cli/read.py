@@ -65,7 +65,7 @@ def read(
         for i, name in enumerate(names)
     ]
     print_fitted(out, columns, title)
-    out.print(shown_of(len(rows), total, "rows", "--limit N shows more, --limit 0 all"))
+    out.print(shown_of(len(rows), total, "row", "--limit N shows more, --limit 0 all"))
 
 
 def _fetch(sql: str, limit: int) -> tuple[list[str], list[tuple], int]:

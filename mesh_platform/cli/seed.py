@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from mesh_platform.cli.common import check_number, err, load_mesh, plain
+from mesh_platform.text import counted
 
 MIN_SCALE, MAX_SCALE = 0.0001, 1000.0  # 10 patients; about a billion source rows
 
@@ -25,7 +26,8 @@ def seed(
         report = generate(mesh.project.home.path, scale=scale, seed=seed)
     totals = report["totals"]
     defects = ", ".join(f"{k}={v}" for k, v in totals["defects"].items())
-    err.print(plain(f"seeded {totals['rows']:,} source rows into {mesh.project.home.path} (defects: {defects})"))
+    seeded = counted(totals["rows"], "source row")
+    err.print(plain(f"seeded {seeded} into {mesh.project.home.path} (defects: {defects})"))
 
 
 def register(app: typer.Typer) -> None:

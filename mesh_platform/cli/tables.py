@@ -18,6 +18,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from mesh_platform.text import counted
+
 GAP = 2  # between two columns: one space of padding and the (blank) divider
 PROSE_MIN = 20  # narrower than this, a prose column says too little to be worth showing
 
@@ -126,7 +128,8 @@ def print_fitted(console: Console, columns: Sequence[Column], title: Text | None
 
 
 def shown_of(shown: int, total: int, noun: str, how: str) -> Text:
-    """`showing 50 of 200 records (how)` when a listing is cut, else `200 records`."""
+    """`showing 50 of 200 records (how)` when a listing is cut, else `200 records` (`1 record`):
+    `noun` is the singular."""
     if shown < total:
-        return Text(f"showing {shown:,} of {total:,} {noun} ({how})", style="yellow")
-    return Text(f"{total:,} {noun}", style="dim")
+        return Text(f"showing {shown:,} of {counted(total, noun)} ({how})", style="yellow")
+    return Text(counted(total, noun), style="dim")

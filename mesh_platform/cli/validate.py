@@ -6,6 +6,7 @@ import typer
 
 from mesh_platform.cli.common import err, load_mesh, print_json
 from mesh_platform.descriptor.problems import MeshDefinitionError, Problem
+from mesh_platform.text import counted, one_line
 
 
 def collect_problems() -> tuple[list[str], list[Problem], list[Problem]]:
@@ -27,7 +28,7 @@ def collect_problems() -> tuple[list[str], list[Problem], list[Problem]]:
         except MeshDefinitionError as exc:
             problems += exc.problems
         except Exception as exc:  # a definition Dagster refuses: the domain's problem, reported like the rest
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            detail = one_line(f"{type(exc).__name__}: {exc}")[:500]
             problems.append(Problem(mesh.files[domain], "", "domain-definitions", detail, domain=domain))
 
     def ordered(found: list[Problem]) -> list[Problem]:
@@ -53,7 +54,7 @@ def validate(as_json: bool = typer.Option(False, "--json", help="Problems as a J
             err.print(str(problem), markup=False, soft_wrap=True)
         for warning in warnings:
             err.print(f"warning: {warning}", markup=False, soft_wrap=True)
-        summary = f"{len(domains)} domains, {len(problems)} problem(s)"
+        summary = f"{counted(len(domains), 'domain')}, {len(problems)} problem(s)"
         if warnings:
             summary += f", {len(warnings)} warning(s)"
         err.print(("[red]✘ " if problems else "[green]✔ ") + summary + "[/]")

@@ -51,6 +51,7 @@ from mesh_platform.contracts.odcs_quality import ContractError, from_quality, se
 from mesh_platform.descriptor.model import OWNER_PATTERN, Access, Column, Descriptor, Expectation, Product
 from mesh_platform.governance.masking import column_policy
 from mesh_platform.project.locations import MeshHome
+from mesh_platform.text import one_line
 
 API_VERSION = re.compile(r"^v3\.\d+\.\d+$")
 # column type of each physical type, as DuckDB or PostgreSQL names it (lower case, without parameters)
@@ -386,7 +387,7 @@ def _check_expectations(contracted: ContractedProduct) -> None:
         try:
             gx_expectation(expectation.type, dict(expectation.kwargs))
         except Exception as exc:  # GX's own validation error: the rule's arguments are wrong
-            detail = " ".join(str(exc).split())[:300]
+            detail = one_line(str(exc))[:300]
             raise ContractError(where, f"Great Expectations refuses {expectation.type}: {detail}") from None
 
 
@@ -481,7 +482,7 @@ def _replace_entry(mesh: Any, descriptor: Descriptor, product: Product) -> str:
     except ValueError as exc:
         raise ImportRefused(f"cannot update {product.name} in {file}: {exc}") from exc
     except yaml.YAMLError as exc:  # the entry held an anchor that other entries refer to, or the like
-        problem = " ".join(str(getattr(exc, "problem", None) or "invalid YAML").split())
+        problem = one_line(str(getattr(exc, "problem", None) or "invalid YAML"))
         raise ImportRefused(
             f"cannot update {product.name} in {file}: with the entry replaced the file is not YAML ({problem}); "
             "the file uses YAML anchors or aliases across entries: edit the entry by hand"
@@ -520,7 +521,7 @@ def published_pii(home: MeshHome, domain: str, name: str) -> dict[str, str]:
     except (OSError, DamagedStore) as exc:
         raise ImportRefused(
             f"the published versions of {domain}.{name} cannot be read ({type(exc).__name__}: "
-            f"{' '.join(str(exc).split())[:200]}), so what they masked is not known; repair the files under "
+            f"{one_line(str(exc))[:200]}), so what they masked is not known; repair the files under "
             f"{home.product_dir(domain, name)} or edit the entry by hand"
         ) from None
     if current is not None:

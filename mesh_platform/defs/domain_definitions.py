@@ -40,6 +40,7 @@ from mesh_platform.project.locations import LandingNameError
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.sdk import AssetFn, SuiteFn
 from mesh_platform.sdk.landing import landing_signatures
+from mesh_platform.text import one_line
 
 DOMAIN_PACKAGE = "mesh_domains"
 _IMPORT_LOCK = threading.Lock()
@@ -191,7 +192,7 @@ def parse_problem(mesh: Mesh, dbt_dir: Path, domain: str, message: str) -> Probl
         if found:
             file = mesh.project.rel(found[0])
             break
-    return Problem(file, "", "dbt-parse", " ".join(message.split())[:1500], domain=domain)
+    return Problem(file, "", "dbt-parse", one_line(message)[:1500], domain=domain)
 
 
 def dbt_manifest(mesh: Mesh, domain: str, dbt_dir: Path, file: str) -> dict[str, Any]:
@@ -430,7 +431,7 @@ def build_domain(mesh: Mesh, domain: str) -> DomainParts:
                 default_status=dg.DefaultScheduleStatus.STOPPED,
             )
         except dg.DagsterInvalidDefinitionError as exc:
-            message = f"Dagster cannot schedule {descriptor.schedule!r}: {' '.join(str(exc).split())}"
+            message = f"Dagster cannot schedule {descriptor.schedule!r}: {one_line(str(exc))}"
             raise MeshDefinitionError([Problem(file, "schedule", "schedule-cron", message, domain=domain)]) from exc
         parts.schedules.append(schedule)
     return parts

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.problems import Problem
+from mesh_platform.text import one_line
 
 DESCRIPTOR_FILE = "domain.yaml"
 MAX_BYTES = 256 * 1024  # the shipped descriptors are 2-8 KB
@@ -284,7 +285,7 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, rel: str, domain: str) -> Prob
     detail = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
     message = f"malformed YAML: {detail}" + (f" ({context})" if context else "")
-    return Problem(rel, "", "yaml", " ".join(message.split()), mark.line + 1 if mark else 1, domain)
+    return Problem(rel, "", "yaml", one_line(message), mark.line + 1 if mark else 1, domain)
 
 
 def _parse(text: str, rel: str, domain: str, what: str = "descriptor") -> tuple[Any, yaml.Node | None, list[Problem]]:

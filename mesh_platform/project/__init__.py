@@ -3,6 +3,6 @@ Dagster instance of a MESH_HOME (`dagster_instance`), PostgreSQL URLs of the set
 (`postgres_url`), the secrets of the environment that dbt must not render
 (`environment_secrets`) and the mesh as described: every descriptor loaded (`mesh`).
 
-May import only: `descriptor`, `sql`, `governance.masking`; storage, governance and everything
+May import only: `descriptor`, `sql`, `text`, `governance.masking`; storage, governance and everything
 above build on it.
 """

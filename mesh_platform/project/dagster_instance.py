@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from mesh_platform.project.postgres_url import PostgresUrlError, parse_postgres_url
+from mesh_platform.text import one_line
 
 ENVIRONMENTS = ("dev", "prod")
 MARKER = "# Written by mesh"
@@ -104,7 +105,7 @@ def _reason(message: str) -> str:
     first = lines[0] if lines else "unknown error"
     if " failed: " in first:
         first = first.split(" failed: ", 1)[1]
-    return " ".join(first.replace("FATAL:", "").split())
+    return one_line(first.replace("FATAL:", ""))
 
 
 def max_concurrent_runs(environ: Mapping[str, str]) -> int:

@@ -13,6 +13,7 @@ import yaml
 
 from mesh_platform.descriptor.problems import Problem
 from mesh_platform.project.locations import MeshProject
+from mesh_platform.text import one_line
 
 WORKSPACE = "workspace.yaml"
 RULE = "workspace-location"
@@ -40,7 +41,7 @@ def python_file_locations(text: str) -> dict[str, str]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"is not valid YAML: {' '.join(str(exc).split())}") from exc
+        raise ValueError(f"is not valid YAML: {one_line(str(exc))}") from exc
     entries = data.get("load_from") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise ValueError("has no `load_from:` list of code locations")

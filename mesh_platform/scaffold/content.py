@@ -25,11 +25,16 @@ class ProductContent(Protocol):
     def domain_test(self) -> str: ...
 
 
+WITH_THE_DOMAIN = "scaffolded with the domain"  # mesh new-domain
+BY_NEW_PRODUCT = "added by mesh new-product"  # a product added to a domain that exists
+
+
 @dataclass(frozen=True)
 class ExampleProduct:
     domain: str
     name: str
     reads: tuple[str, ...]  # consumed products it is built from; empty: the inline source
+    origin: str = WITH_THE_DOMAIN  # how it came to be, in its descriptor's `value`
 
     @property
     def variant(self) -> str:
@@ -37,7 +42,13 @@ class ExampleProduct:
 
     def descriptor_entry(self) -> str:
         """The product's block under `products:` in domain.yaml."""
-        return render(f"domain/product_{self.variant}.yaml", name=self.name, domain=self.domain, count=len(self.reads))
+        return render(
+            f"domain/product_{self.variant}.yaml",
+            name=self.name,
+            domain=self.domain,
+            count=len(self.reads),
+            origin=self.origin,
+        )
 
     def python_function(self) -> str:
         if not self.reads:

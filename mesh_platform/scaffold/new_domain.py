@@ -16,7 +16,8 @@ from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError, apply
 from mesh_platform.scaffold.content import ExampleProduct, ProductContent
 from mesh_platform.scaffold.name_rules import InvalidName, check_name
 from mesh_platform.scaffold.plan import FilePlan
-from mesh_platform.scaffold.render import one_line, render, yaml_scalar
+from mesh_platform.scaffold.render import render, yaml_scalar
+from mesh_platform.text import one_line
 
 KINDS = ("python", "dbt")
 

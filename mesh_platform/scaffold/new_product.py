@@ -13,7 +13,7 @@ from mesh_platform.descriptor.model import Descriptor
 from mesh_platform.descriptor.rules import product_rules
 from mesh_platform.project.mesh import Mesh
 from mesh_platform.scaffold.apply import Scaffolded, ScaffoldError, apply
-from mesh_platform.scaffold.content import ExampleProduct, ProductContent
+from mesh_platform.scaffold.content import BY_NEW_PRODUCT, ExampleProduct, ProductContent
 from mesh_platform.scaffold.name_rules import InvalidName, check_name
 from mesh_platform.scaffold.plan import FilePlan
 from mesh_platform.scaffold.render import render
@@ -176,7 +176,7 @@ def plan_new_product(
     if kind == "python":
         if name in _python_names(assets) | set(SDK_NAMES):
             raise ScaffoldError(f"{mesh.project.rel(assets)} already defines {name!r}")
-        example = content or ExampleProduct(domain, name, tuple(descriptor.consumes))
+        example = content or ExampleProduct(domain, name, tuple(descriptor.consumes), BY_NEW_PRODUCT)
         before = assets.read_text() if assets.exists() else render("python/assets.py", domain=domain)
         plan.write(assets, with_python_product(before, example.python_function()))
         compile(plan.files[assets], str(assets), "exec")
@@ -186,7 +186,8 @@ def plan_new_product(
         if name in models:
             raise ScaffoldError(f"dbt project {mesh.project.rel(dbt_dir)} already has a model named {name!r}")
         declared = _dbt_sources(dbt_dir)
-        example = content or ExampleProduct(domain, name, tuple(r for r in descriptor.consumes if r in declared))
+        reads = tuple(r for r in descriptor.consumes if r in declared)
+        example = content or ExampleProduct(domain, name, reads, BY_NEW_PRODUCT)
         marts = dbt_dir / "models" / "marts"
         folder = marts if marts.is_dir() else dbt_dir / "models"
         sql, properties = example.dbt_model()

@@ -26,7 +26,3 @@ def yaml_scalar(value: str) -> str:
     except yaml.YAMLError:
         pass
     return json.dumps(value)
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())

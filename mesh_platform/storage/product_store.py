@@ -35,6 +35,7 @@ import duckdb
 
 from mesh_platform.project.locations import MeshHome
 from mesh_platform.sql.syntax import literal, quote
+from mesh_platform.text import one_line
 
 KEEP_VERSIONS = 5  # versions kept of a product without a `retention` (the current one among them)
 VERSIONS_FILE = "versions.json"
@@ -98,7 +99,7 @@ def _damaged_if_unreadable(path: Path, ref: str) -> Iterator[None]:
         yield
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise DamagedStore(
-            f"{path} is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}): the store's record of "
+            f"{path} is damaged ({type(exc).__name__}: {one_line(str(exc))[:160]}): the store's record of "
             f"{ref} cannot be read; restore the file, or remove it and republish the product"
         ) from None
 
