@@ -258,3 +258,32 @@ def test_an_expectation_a_check_cannot_run_fails_validate_naming_product_and_typ
     assert all(p["message"].startswith("product 'sites': expectation expect_") for p in problems)
     assert "base_query" in problems[0]["message"] and "LIKE" in problems[1]["message"]
     assert all("\n" not in p["message"] for p in problems)
+
+
+def test_a_row_condition_sql_cannot_run_fails_validate(project: Path) -> None:
+    """A row condition as text without GX's own parser (GX takes it for pandas or Spark) or on a
+    column the product does not declare passed validate and could only fail in the checks' SQL."""
+    conditions = [
+        {"row_condition": 'col("site_id") == "S1"'},
+        {"row_condition": "site_id == 'S1'", "condition_parser": "pandas"},
+        {"row_condition": 'col("site_code") == "S1"', "condition_parser": "great_expectations"},
+        {"row_condition": {"type": "comparison", "column": {"name": "region"}, "operator": "==", "parameter": 1}},
+        {"row_condition": 'col("site_id") == "S1"', "condition_parser": "great_expectations"},  # valid
+    ]
+
+    def change(d):
+        d["products"][0]["expectations"] += [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "site_id", **kwargs}}
+            for kwargs in conditions
+        ]
+
+    _edit(project, "pharmacy", change)
+    problems = sorted((p.field, p.rule, p.message) for p in _problems(project))
+    assert [(field, rule) for field, rule, _ in problems] == [
+        ("products[0].expectations[2].kwargs.condition_parser", "expectation-row-condition"),
+        ("products[0].expectations[3].kwargs.condition_parser", "expectation-row-condition"),
+        ("products[0].expectations[4].kwargs", "expectation-column"),
+        ("products[0].expectations[5].kwargs", "expectation-column"),
+    ]
+    assert "not None" in problems[0][2] and "not 'pandas'" in problems[1][2]
+    assert "'site_code'" in problems[2][2] and "'region'" in problems[3][2]

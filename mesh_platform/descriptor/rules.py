@@ -32,7 +32,8 @@ def product_rules(descriptor: Descriptor, file: str) -> list[Problem]:
 
 
 def _expectation_rules(domain: str, file: str, product: Product, at: str, expectation: Expectation) -> list[Problem]:
-    """An expectation names only the product's columns, and a type a mesh check can run."""
+    """An expectation names only the product's columns (its row condition's too), a row condition
+    SQL can run and a type a mesh check can run."""
     names = {c.name for c in product.columns}
     problems = [
         Problem(
@@ -42,9 +43,19 @@ def _expectation_rules(domain: str, file: str, product: Product, at: str, expect
             f"expectation {expectation.type} names column {column!r}, which product {product.name!r} does not declare",
             domain=domain,
         )
-        for column in expectation.columns
+        for column in [*expectation.columns, *expectation.condition_columns]
         if column not in names
     ]
+    if expectation.row_condition_problem:
+        problems.append(
+            Problem(
+                file,
+                f"{at}.kwargs.condition_parser",
+                "expectation-row-condition",
+                f"product {product.name!r}, expectation {expectation.type}: {expectation.row_condition_problem}",
+                domain=domain,
+            )
+        )
     if expectation.type in UNSUPPORTED_TYPES:
         problems.append(
             Problem(
