@@ -3,11 +3,20 @@ pii masked in them."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+
 import duckdb
+import pytest
 import yaml
 
-from mesh_platform.checks.evaluate import run_contract
+from mesh_platform.checks.evaluate import gx_expectation, run_contract
+from mesh_platform.checks.gx_sql_engine import duckdb_batch
+from mesh_platform.descriptor.expectations import UNSUPPORTED_TYPES
 from mesh_platform.descriptor.model import Descriptor, Product
+from mesh_platform.governance.sandbox import Sandbox
+from mesh_platform.sdk import SuiteFn
 from mesh_platform.sql.syntax import SQL_TYPES
 from tests.conftest import ROOT
 
@@ -118,3 +127,87 @@ def test_an_expectation_on_a_pii_column_that_cannot_run_does_not_quote_its_value
         assert not outcome.passed and "<pii masked>" in outcome.summary
     shown = " ".join(str(o.metadata) + o.summary for o in outcomes)
     assert "secret-" not in shown, shown
+
+
+def _accounts_with_secrets(path: Path) -> tuple[duckdb.DuckDBPyConnection, Product]:
+    """`patients.patient_accounts` with one row whose pii values are `secret-<column>...`, on a
+    warehouse file locked into a step's sandbox (as the checks' connection is in a run)."""
+    product = _product("patients", "patient_accounts")
+    con = duckdb.connect(str(path / "patients.duckdb"))
+    columns = ", ".join(f"{c.name} {SQL_TYPES[c.type]}" for c in product.columns)
+    con.execute(f"create table main.{product.name} ({columns})")
+    typed = {"string": "'{}@example.com'", "timestamp": "timestamp '2021-01-01'", "date": "date '1980-02-03'"}
+    values = ", ".join(typed.get(c.type, "null").format(f"secret-{c.name}") for c in product.columns)
+    con.execute(f"insert into main.{product.name} values ({values})")
+    (path / "staging").mkdir()
+    Sandbox("patients", (str(path / "staging") + "/",), (), "1GB").apply(con)
+    return con, product
+
+
+def _suite(*expectations: Any) -> SuiteFn:
+    return SuiteFn("patient_accounts", "hostile", "warn", lambda gx: list(expectations))
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()}
+
+
+def test_a_check_query_runs_one_select_and_writes_nothing(tmp_path: Path) -> None:
+    """GX runs a query an expectation carries as written, and DuckDB runs every statement in a
+    string: `select ...; create table ...` wrote into the domain's warehouse after the schema contract
+    had passed. The checks' connection runs one SELECT at a time and refuses the rest unrun."""
+    import great_expectations as gx
+
+    con, product = _accounts_with_secrets(tmp_path)
+    before = _tables(con)
+    writes = [
+        "create table main.hostile_write as select 42 as x; select * from {batch} where false",
+        "select * from {batch} where false; drop table main.patient_accounts",
+        "insert into main.patient_accounts select * from {batch}",
+        "select 1 as x; checkpoint; select * from {batch}",
+    ]
+    suite = _suite(
+        *(gx.expectations.UnexpectedRowsExpectation(unexpected_rows_query=q) for q in writes),
+        gx.expectations.ExpectQueryResultsToMatchComparison(
+            base_query="create table main.hostile_base as select 1 as x; select 1 as x",
+            comparison_data_source_name="elsewhere",
+            comparison_query="select 1 as x",
+        ),
+    )
+    (outcome,) = [o for o in run_contract(con, product, [suite]) if o.name == "suite__hostile"]
+    assert _tables(con) == before
+    assert con.execute("select count(*) from main.patient_accounts").fetchone() == (1,)
+    assert not outcome.passed and outcome.metadata["failed"] == len(writes) + 1
+
+
+def test_a_check_query_that_cannot_run_does_not_quote_pii_it_reaches_without_naming_it(tmp_path: Path) -> None:
+    """SQL reaches a pii column without its name (`columns('^em')`, `*`, a row as a struct): the
+    database's message then quotes its value, and a check result is read by every consumer."""
+    import great_expectations as gx
+
+    con, product = _accounts_with_secrets(tmp_path)
+    queries = [
+        "select * from {batch} where cast(columns('^em') as int) = 1",
+        "select * from {batch} b where cast(b as int) = 1",
+        "select * from {batch} where cast(#4 as int) = 1",
+    ]
+    suite = _suite(*(gx.expectations.UnexpectedRowsExpectation(unexpected_rows_query=q) for q in queries))
+    (outcome,) = [o for o in run_contract(con, product, [suite]) if o.name == "suite__hostile"]
+    assert outcome.metadata["failed"] == len(queries)
+    shown = str(outcome.metadata) + outcome.summary
+    assert "secret-" not in shown and "<pii masked>" in shown, shown
+
+
+@pytest.mark.parametrize(
+    "type_", sorted(t for t in UNSUPPORTED_TYPES if t != "expect_query_results_to_match_comparison")
+)
+def test_each_type_the_descriptor_refuses_still_cannot_run_on_duckdb(type_: str) -> None:
+    """`UNSUPPORTED_TYPES` holds what would only fail at run time; when GX learns to run one on
+    DuckDB, this fails and the type can be allowed again."""
+    con = duckdb.connect()
+    con.execute("create table t as select i as n, 'v' || i as s from range(1, 20) r(i)")
+    arguments = {"like_pattern_list": ["v%"], "like_pattern": "v%", "strftime_format": "%Y", "json_schema": {}}
+    extra = next(({k: v} for k, v in arguments.items() if type_.endswith(k)), {})
+    expectation = gx_expectation(type_, {"column": "s", **extra})
+    result = duckdb_batch(con, "t").validate(expectation)
+    assert not result.success and re.search(r"raised_exception\W+true", str(result.exception_info), re.I), type_

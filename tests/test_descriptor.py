@@ -221,3 +221,69 @@ def test_grants_that_do_nothing_are_warnings_naming_the_grant(project: Path, tmp
     }
     text = run_mesh_cli("validate", env=mesh_env(project, tmp_path / "home"), cwd=project).stderr
     assert "warning: domains/pharmacy/domain.yaml:" in text and "'patient360' is no domain of this mesh" in text
+
+
+def test_an_expectation_a_check_cannot_run_fails_validate_naming_product_and_type(
+    project: Path, tmp_path: Path
+) -> None:
+    """`expect_query_results_to_match_comparison` runs its `base_query` as written (a second
+    statement too, which wrote into the warehouse during the audit) against a GX data source no mesh
+    check has; a LIKE expectation has no DuckDB implementation in GX. Each passed validate and could
+    only fail at run time: now the domain does not load, and validate names product, expectation and
+    field in one line."""
+    hostile = "create table main.hostile as select 1 as x; select * from {batch}"
+
+    def change(d):
+        d["products"][0]["expectations"] += [
+            {
+                "type": "expect_query_results_to_match_comparison",
+                "kwargs": {"base_query": hostile, "comparison_data_source_name": "w", "comparison_query": "select 1"},
+            },
+            {
+                "type": "expect_column_values_to_match_like_pattern",
+                "kwargs": {"column": "site_id", "like_pattern": "S%"},
+            },
+        ]
+
+    _edit(project, "pharmacy", change)
+    mesh = Mesh.load(MeshProject.discover(project))
+    assert {p.domain for p in mesh.problems} == {"pharmacy"}
+    proc = run_mesh_cli("validate", "--json", env=mesh_env(project, tmp_path / "home"), cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    problems = [p for p in json.loads(proc.stdout)["problems"] if p["rule"] == "expectation-unsupported"]
+    assert [(p["file"], p["field"]) for p in problems] == [
+        ("domains/pharmacy/domain.yaml", "products[0].expectations[2].type"),
+        ("domains/pharmacy/domain.yaml", "products[0].expectations[3].type"),
+    ]
+    assert all(p["message"].startswith("product 'sites': expectation expect_") for p in problems)
+    assert "base_query" in problems[0]["message"] and "LIKE" in problems[1]["message"]
+    assert all("\n" not in p["message"] for p in problems)
+
+
+def test_a_row_condition_sql_cannot_run_fails_validate(project: Path) -> None:
+    """A row condition as text without GX's own parser (GX takes it for pandas or Spark) or on a
+    column the product does not declare passed validate and could only fail in the checks' SQL."""
+    conditions = [
+        {"row_condition": 'col("site_id") == "S1"'},
+        {"row_condition": "site_id == 'S1'", "condition_parser": "pandas"},
+        {"row_condition": 'col("site_code") == "S1"', "condition_parser": "great_expectations"},
+        {"row_condition": {"type": "comparison", "column": {"name": "region"}, "operator": "==", "parameter": 1}},
+        {"row_condition": 'col("site_id") == "S1"', "condition_parser": "great_expectations"},  # valid
+    ]
+
+    def change(d):
+        d["products"][0]["expectations"] += [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "site_id", **kwargs}}
+            for kwargs in conditions
+        ]
+
+    _edit(project, "pharmacy", change)
+    problems = sorted((p.field, p.rule, p.message) for p in _problems(project))
+    assert [(field, rule) for field, rule, _ in problems] == [
+        ("products[0].expectations[2].kwargs.condition_parser", "expectation-row-condition"),
+        ("products[0].expectations[3].kwargs.condition_parser", "expectation-row-condition"),
+        ("products[0].expectations[4].kwargs", "expectation-column"),
+        ("products[0].expectations[5].kwargs", "expectation-column"),
+    ]
+    assert "not None" in problems[0][2] and "not 'pandas'" in problems[1][2]
+    assert "'site_code'" in problems[2][2] and "'region'" in problems[3][2]

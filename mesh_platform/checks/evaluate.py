@@ -24,6 +24,8 @@ from mesh_platform.sdk import SuiteFn
 from mesh_platform.sql.syntax import SQL_TYPES, quote
 
 SAMPLE_SIZE = 5
+# arguments that carry SQL of their own (`UnexpectedRowsExpectation`, a suite's query expectations)
+QUERY_KWARGS = ("unexpected_rows_query", "base_query", "comparison_query")
 # counts, percent and observed value. Without a sample: GX fetches a sample with a query of its own
 # (a whole scan when nothing is unexpected), so samples are fetched only for what failed.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
@@ -157,10 +159,14 @@ def _gx_error(result: Any) -> str | None:
 
 
 def _pii_read(expectation: Any, pii: set[str]) -> set[str]:
-    """The pii columns an expectation reads: those it names, and those its row condition or query
-    mentions (a not-null check on `state` filtered on `email` reads `email`)."""
+    """The pii columns an expectation reads: those it names, and those its row condition mentions (a
+    not-null check on `state` filtered on `email` reads `email`). A query (`QUERY_KWARGS`) reads
+    them all: SQL reaches a column without its name (`*`, `columns('^em')`, `#4`, a row as a
+    struct), so no scan of its text can tell which it reads."""
+    if any(getattr(expectation, a, None) for a in QUERY_KWARGS):
+        return set(pii)
     read = {c for c in _columns_of(expectation) if c in pii}
-    text = " ".join(str(getattr(expectation, a, None) or "") for a in ("row_condition", "unexpected_rows_query"))
+    text = str(getattr(expectation, "row_condition", None) or "")
     return read | {c for c in pii if re.search(rf"\b{re.escape(c)}\b", text)}
 
 

@@ -13,6 +13,13 @@ pandas and memory stays bounded.
 The batch reads through a cursor of the step's own connection, so it sees the unpublished table
 and needs no second DuckDB connection (which DuckDB refuses with a different configuration). GX
 has no regex operator for DuckDB; `mesh_platform.upstream.gx_duckdb` supplies it.
+
+Checks only read. GX runs a query an expectation carries (`unexpected_rows_query`) as written, and
+DuckDB runs every statement in a string, so `select ...; create table ...` would write into the
+domain's warehouse after the schema contract was checked. Every statement the batch sends is
+therefore parsed by DuckDB first (`ReadOnlyCursor`): anything but one SELECT is refused before it
+runs, whichever expectation, suite or GX metric sent it. The step's sandbox still bounds what a
+SELECT may read (its own warehouse and the projections made for it, no file outside them).
 """
 
 from __future__ import annotations
@@ -22,12 +29,45 @@ from functools import cache
 from typing import Any
 
 import duckdb
-from duckdb_engine import ConnectionWrapper
+from duckdb_engine import ConnectionWrapper, CursorWrapper
+
+
+class CheckStatementRefused(Exception):
+    """A check sent SQL other than one SELECT statement."""
+
+
+def refuse_unless_one_select(statement: str) -> None:
+    """Raise `CheckStatementRefused` unless DuckDB parses `statement` as exactly one SELECT."""
+    kinds = [s.type.name for s in duckdb.extract_statements(statement)]
+    if kinds != ["SELECT"]:
+        raise CheckStatementRefused(
+            f"checks only read: refused {', '.join(kinds) or 'an empty query'} "
+            f"({len(kinds)} statement(s)); a check's query must be one SELECT statement"
+        )
+
+
+class ReadOnlyCursor(CursorWrapper):
+    """A DBAPI cursor that runs one SELECT statement at a time and refuses anything else."""
+
+    def execute(self, statement: str, parameters: Any = None, context: Any = None) -> None:
+        refuse_unless_one_select(statement)
+        super().execute(statement, parameters, context)
+
+    def executemany(self, statement: str, parameters: Any = None, context: Any = None) -> None:
+        raise CheckStatementRefused("checks only read: refused executemany")
 
 
 class AutocommitConnection(ConnectionWrapper):
     """A DBAPI connection over one DuckDB cursor that leaves DuckDB in autocommit: SQLAlchemy's
-    begin, commit and rollback do nothing, so returning it to the pool keeps its last result."""
+    begin, commit and rollback do nothing, so returning it to the pool keeps its last result. Its
+    cursors are `ReadOnlyCursor`s."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        super().__init__(con)
+        self.duckdb_cursor = con
+
+    def cursor(self) -> ReadOnlyCursor:
+        return ReadOnlyCursor(self.duckdb_cursor, self)
 
     def begin(self) -> None:
         pass

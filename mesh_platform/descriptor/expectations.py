@@ -67,3 +67,29 @@ EXPECTATION_TYPES: frozenset[str] = frozenset(
         "expect_table_row_count_to_equal_other_table",
     ]
 )
+
+# Core types a descriptor may not name, each with why: they pass GX's own validation, then could only
+# fail at run time (`tests/test_checks.py` asserts each still does, on DuckDB).
+# `expect_query_results_to_match_comparison` also runs its `base_query` as written: SQL of the
+# domain's choosing, more than one statement included, on the connection that audits the product.
+_NO_SQL = "Great Expectations implements it for pandas and Spark only, not in SQL, where the checks run"
+_NO_LIKE = "Great Expectations has no LIKE operator for DuckDB; use the regex form (RE2) of this expectation"
+UNSUPPORTED_TYPES: dict[str, str] = {
+    "expect_query_results_to_match_comparison": (
+        "it queries another Great Expectations data source (comparison_data_source_name), which a mesh check "
+        "has none of, and runs base_query as written"
+    ),
+    "expect_column_values_to_be_dateutil_parseable": _NO_SQL,
+    "expect_column_values_to_be_decreasing": _NO_SQL,
+    "expect_column_values_to_be_increasing": _NO_SQL,
+    "expect_column_values_to_be_json_parseable": _NO_SQL,
+    "expect_column_values_to_match_json_schema": _NO_SQL,
+    "expect_column_values_to_match_strftime_format": _NO_SQL,
+    "expect_column_values_to_match_like_pattern": _NO_LIKE,
+    "expect_column_values_to_match_like_pattern_list": _NO_LIKE,
+    "expect_column_values_to_not_match_like_pattern": _NO_LIKE,
+    "expect_column_values_to_not_match_like_pattern_list": _NO_LIKE,
+    "expect_column_values_to_not_be_outliers": (
+        "Great Expectations does not implement its outlier detection for DuckDB; use expect_column_values_to_be_between"
+    ),
+}

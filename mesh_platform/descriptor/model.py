@@ -101,6 +101,26 @@ COLUMN_KWARGS = ("column", "column_A", "column_B")
 SET_VALUES = (str, int, float, date, type(None))  # what a `value_set` holds (bool is an int; datetime a date)
 
 
+# GX's own grammar for a row condition given as text (`col("state") == "NY"`); the pandas and Spark
+# parsers' conditions cannot run in SQL, where the checks run
+GX_CONDITION_PARSERS = ("great_expectations", "great_expectations__experimental__")
+
+
+def condition_columns(condition: object) -> list[str]:
+    """The columns a row condition filters on: `col("x")` in GX's text form, `column` (`{name: x}`) in
+    its structured form, nested under `conditions` for `and` / `or`."""
+    if isinstance(condition, str):
+        return re.findall(r'col\("([^"]*)"\)', condition)
+    if isinstance(condition, list):
+        return [name for item in condition for name in condition_columns(item)]
+    if not isinstance(condition, dict):
+        return []
+    column = condition.get("column")
+    if isinstance(column, dict):
+        column = column.get("name")
+    return ([column] if isinstance(column, str) else []) + condition_columns(condition.get("conditions"))
+
+
 def _set_value(value: object) -> bool:
     """A value a `value_set` may hold: text, a finite number, a boolean, a date, or null."""
     return isinstance(value, SET_VALUES) and not (isinstance(value, float) and not math.isfinite(value))
@@ -147,6 +167,24 @@ class Expectation(_Strict):
         names = [self.kwargs.get(k) for k in COLUMN_KWARGS]
         names += list(self.kwargs.get("column_list") or [])  # type: ignore[call-overload]
         return [str(n) for n in names if n is not None]
+
+    @property
+    def condition_columns(self) -> list[str]:
+        """Columns its row condition filters on."""
+        return condition_columns(self.kwargs.get("row_condition"))
+
+    @property
+    def row_condition_problem(self) -> str | None:
+        """Why its row condition could only fail in SQL, or None: text needs GX's own parser."""
+        if not isinstance(self.kwargs.get("row_condition"), str):
+            return None
+        parser = self.kwargs.get("condition_parser")
+        if parser in GX_CONDITION_PARSERS:
+            return None
+        return (
+            f'a row_condition as text needs condition_parser: great_expectations (col("x") == ...), not {parser!r}: '
+            "the checks run in SQL, where pandas and Spark conditions cannot"
+        )
 
     @property
     def check_name(self) -> str:

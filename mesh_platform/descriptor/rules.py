@@ -1,31 +1,22 @@
-"""Rules across descriptors: expectations name real columns, consumes resolve and are granted,
-and the domain graph has no cycle."""
+"""Rules across descriptors: expectations name real columns and a type a check can run, consumes
+resolve and are granted, and the domain graph has no cycle."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mesh_platform.descriptor.model import Descriptor
+from mesh_platform.descriptor.expectations import UNSUPPORTED_TYPES
+from mesh_platform.descriptor.model import Descriptor, Expectation, Product
 from mesh_platform.descriptor.problems import Problem
 
 
 def product_rules(descriptor: Descriptor, file: str) -> list[Problem]:
     problems = []
     for i, product in enumerate(descriptor.products):
-        names = {c.name for c in product.columns}
         for j, expectation in enumerate(product.expectations):
-            for column in expectation.columns:
-                if column not in names:
-                    problems.append(
-                        Problem(
-                            file,
-                            f"products[{i}].expectations[{j}].kwargs",
-                            "expectation-column",
-                            f"expectation {expectation.type} names column {column!r}, "
-                            f"which product {product.name!r} does not declare",
-                            domain=descriptor.domain,
-                        )
-                    )
+            problems += _expectation_rules(
+                descriptor.domain, file, product, f"products[{i}].expectations[{j}]", expectation
+            )
         for reader in product.access.pii_readers:
             if not product.access.grants(reader):
                 problems.append(
@@ -37,6 +28,45 @@ def product_rules(descriptor: Descriptor, file: str) -> list[Problem]:
                         domain=descriptor.domain,
                     )
                 )
+    return problems
+
+
+def _expectation_rules(domain: str, file: str, product: Product, at: str, expectation: Expectation) -> list[Problem]:
+    """An expectation names only the product's columns (its row condition's too), a row condition
+    SQL can run and a type a mesh check can run."""
+    names = {c.name for c in product.columns}
+    problems = [
+        Problem(
+            file,
+            f"{at}.kwargs",
+            "expectation-column",
+            f"expectation {expectation.type} names column {column!r}, which product {product.name!r} does not declare",
+            domain=domain,
+        )
+        for column in [*expectation.columns, *expectation.condition_columns]
+        if column not in names
+    ]
+    if expectation.row_condition_problem:
+        problems.append(
+            Problem(
+                file,
+                f"{at}.kwargs.condition_parser",
+                "expectation-row-condition",
+                f"product {product.name!r}, expectation {expectation.type}: {expectation.row_condition_problem}",
+                domain=domain,
+            )
+        )
+    if expectation.type in UNSUPPORTED_TYPES:
+        problems.append(
+            Problem(
+                file,
+                f"{at}.type",
+                "expectation-unsupported",
+                f"product {product.name!r}: expectation {expectation.type} cannot run as a mesh check: "
+                + UNSUPPORTED_TYPES[expectation.type],
+                domain=domain,
+            )
+        )
     return problems
 
 
