@@ -206,8 +206,16 @@ def test_each_type_the_descriptor_refuses_still_cannot_run_on_duckdb(type_: str)
     DuckDB, this fails and the type can be allowed again."""
     con = duckdb.connect()
     con.execute("create table t as select i as n, 'v' || i as s from range(1, 20) r(i)")
-    arguments = {"like_pattern_list": ["v%"], "like_pattern": "v%", "strftime_format": "%Y", "json_schema": {}}
-    extra = next(({k: v} for k, v in arguments.items() if type_.endswith(k)), {})
+    arguments = {
+        "like_pattern_list": {"like_pattern_list": ["v%"]},
+        "like_pattern": {"like_pattern": "v%"},
+        "strftime_format": {"strftime_format": "%Y"},
+        "json_schema": {"json_schema": {}},
+        "type_list": {"type_list": ["VARCHAR", "String"]},
+        "type": {"type_": "VARCHAR"},
+        "to_be": {"type_": "VARCHAR"},
+    }
+    extra = next((kwargs for suffix, kwargs in arguments.items() if type_.endswith(suffix)), {})
     expectation = gx_expectation(type_, {"column": "s", **extra})
     result = duckdb_batch(con, "t").validate(expectation)
     assert not result.success and re.search(r"raised_exception\W+true", str(result.exception_info), re.I), type_

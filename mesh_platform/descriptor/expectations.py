@@ -74,6 +74,11 @@ EXPECTATION_TYPES: frozenset[str] = frozenset(
 # domain's choosing, more than one statement included, on the connection that audits the product.
 _NO_SQL = "Great Expectations implements it for pandas and Spark only, not in SQL, where the checks run"
 _NO_LIKE = "Great Expectations has no LIKE operator for DuckDB; use the regex form (RE2) of this expectation"
+_TYPE_IS_CONTRACT = (
+    "the product's schema contract already checks each column's type, in the warehouse's own names, before any "
+    "expectation runs (the column's `type`); Great Expectations cannot read column types from DuckDB with this "
+    "SQLAlchemy (pg_catalog.pg_collation, duckdb_engine#1391)"
+)
 UNSUPPORTED_TYPES: dict[str, str] = {
     "expect_query_results_to_match_comparison": (
         "it queries another Great Expectations data source (comparison_data_source_name), which a mesh check "
@@ -89,6 +94,9 @@ UNSUPPORTED_TYPES: dict[str, str] = {
     "expect_column_values_to_match_like_pattern_list": _NO_LIKE,
     "expect_column_values_to_not_match_like_pattern": _NO_LIKE,
     "expect_column_values_to_not_match_like_pattern_list": _NO_LIKE,
+    "expect_column_type_to_be": _TYPE_IS_CONTRACT,
+    "expect_column_values_to_be_in_type_list": _TYPE_IS_CONTRACT,
+    "expect_column_values_to_be_of_type": _TYPE_IS_CONTRACT,
     "expect_column_values_to_not_be_outliers": (
         "Great Expectations does not implement its outlier detection for DuckDB; use expect_column_values_to_be_between"
     ),
