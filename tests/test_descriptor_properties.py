@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,12 @@ inputs = st.one_of(
 )
 
 
+# what YAML counts as a line break (so a problem's line is YAML's): a lone CR, old Mac style, is one
+YAML_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def _assert_well_located(problems: list, data: bytes, file: str = REL) -> None:
-    last_line = data.count(b"\n") + 1
+    last_line = len(YAML_LINE_BREAK.findall(data.decode("utf-8", "replace"))) + 1
     for problem in problems:
         assert problem.file == file, problem
         assert problem.line is not None and 1 <= problem.line <= last_line, (str(problem), last_line)
