@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from dagster import AssetKey
 
 from mesh_platform.defs.domain_definitions import dbt_node_problems, domain_definitions
 from mesh_platform.descriptor.problems import MeshDefinitionError
@@ -447,22 +448,54 @@ def test_a_macro_named_like_a_materialization_refuses_the_domain_before_its_pyth
     assert not marker.exists()
 
 
-def test_a_project_whose_parse_renders_a_secret_refuses_the_domain(
-    project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A `config(meta=...)` is rendered at parse, in whatever process loads the definitions (the UI's,
-    `mesh validate`), and kept in the manifest the asset metadata comes from: a project whose parse
-    renders a secret of the environment does not load, and the refusal does not repeat the value."""
-    secret = "postgresql://admin:attack-pw-0123@127.0.0.1/postgres"
-    monkeypatch.setenv("MESH_WAREHOUSE_URL", secret)
+def test_a_project_parsed_outside_a_step_never_renders_a_secret(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `config(meta=...)`, a yml description or a parse error is rendered at parse, in whatever
+    process loads the definitions (the UI's, `mesh validate`), and what it renders reaches the UI:
+    the description and column schema of the asset, the code location's error. Encoded (`| reverse`,
+    one character at a time), no scan of the text would know the secret: the parse runs in a
+    process whose environment does not hold it, so `env_var()` renders its default."""
+    secret = "https://hooks.example.com/services/T0/B0/attack-0123"
+    monkeypatch.setenv("MESH_ALERT_WEBHOOK", secret)
+    encoded = {"plain": secret, "reversed": secret[::-1], "spaced": " ".join(secret)}
     dbt = project / "dbt_projects" / "patient_360"
+    hook = "env_var('MESH_ALERT_WEBHOOK', '')"
     (dbt / "models" / "noted.sql").write_text(
-        "{{ config(meta={'where': env_var('MESH_WAREHOUSE_URL', '')}) }}\nselect 1 as x\n"
+        f"{{{{ config(meta={{'r': {hook} | reverse, 'c': {hook} | list | join(' ')}}) }}}}\nselect 1 as x\n"
+    )
+    (dbt / "models" / "_noted.yml").write_text(
+        "version: 2\nmodels:\n  - name: noted\n"
+        f'    description: "d:{{{{ {hook} | reverse }}}}"\n'
+        f"    columns:\n      - name: x\n        description: \"c:{{{{ {hook} | list | join(' ') }}}}\"\n"
+    )
+    graph = domain_definitions("patient_360", Mesh.load(MeshProject.discover(project))).resolve_asset_graph()
+    node = graph.get(AssetKey(["patient_360", "noted"]))
+    shown = f"{node.description} {node.metadata.get('dagster/column_schema')}"
+    assert node.description == "d:" and "c:" in shown
+    manifest = (dbt / "target" / "manifest.json").read_text()
+    assert [name for name, value in encoded.items() if value in shown or value in manifest] == []
+
+    (dbt / "models" / "noted.sql").write_text(
+        f"{{{{ exceptions.raise_compiler_error('settings: ' ~ {hook} ~ ' ' ~ ({hook} | reverse)) }}}}\nselect 1 as x\n"
     )
     with pytest.raises(MeshDefinitionError) as err:
         domain_definitions("patient_360", Mesh.load(MeshProject.discover(project)))
-    assert "dbt_projects/patient_360: MESH_WAREHOUSE_URL: [dbt-secret]" in str(err.value)
-    assert "attack-pw" not in str(err.value)
+    assert "dbt_projects/patient_360/models/noted.sql: [dbt-parse]" in str(err.value)
+    assert [name for name, value in encoded.items() if value in str(err.value)] == []
+
+
+def test_a_manifest_that_holds_a_secret_refuses_the_domain(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest made where the secret was in the environment (dbt run by hand) does not load,
+    and the refusal does not repeat the value."""
+    secret = "postgresql://admin:attack-pw-0123@127.0.0.1/postgres"
+    monkeypatch.setenv("MESH_WAREHOUSE_URL", secret)
+    mesh = Mesh.load(MeshProject.discover(project))
+    dbt = project / "dbt_projects" / "patient_360"
+    manifest = {"nodes": {"model.patient_360.noted": {"name": "noted", "config": {"meta": {"where": secret}}}}}
+    problems = dbt_node_problems(mesh, "patient_360", dbt, manifest)
+    assert [(p.file, p.field, p.rule) for p in problems] == [
+        ("dbt_projects/patient_360", "MESH_WAREHOUSE_URL", "dbt-secret")
+    ]
+    assert "attack-pw" not in str(problems)
 
 
 def test_every_macro_of_a_package_named_like_a_materialization_is_refused(project: Path) -> None:

@@ -6,7 +6,8 @@ Two callers:
 
 - definitions loading (`definitions_manifest`): a fingerprint of the project's files (their paths
   and contents, the platform's dbt package, `profiles.yml`, dbt's version) is kept beside
-  `target/manifest.json`. When it differs, `dbt parse` runs in this process and writes both, so
+  `target/manifest.json`. When it differs, `dbt parse` runs (in a child process whose environment
+  holds none of the platform's secrets: `dbt_apart`) and writes both, so
   `mesh validate`, `mesh run` and the UI after "Reload" see the edit with no other command. An
   unchanged project costs a hash of its files and does not import dbt.
 - every dbt step (`parse_for_step`): `dbt parse` again (nothing to parse when nothing changed), and
@@ -165,16 +166,12 @@ def parse(
     write_json: bool = True,
     log_dir: Path | None = None,
 ) -> Parsed:
-    """`dbt parse` in this process, with partial parsing. Call it holding `parse_lock`."""
+    """`dbt parse` in this process, with partial parsing. Call it holding `parse_lock`, in a step
+    (`parse_for_step`: the secrets out of the environment); elsewhere `parse_apart`."""
     from dbt.cli.main import dbtRunner
 
     install_package(project_dir)
-    args = ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), "--quiet"]
-    args += ["--target", target, "--target-path", str(project_dir / target_path(target))]
-    if not write_json:
-        args.append("--no-write-json")
-    if log_dir is not None:
-        args += ["--log-path", str(log_dir)]
+    args = parse_args(project_dir, profiles_dir, target, write_json, log_dir)
     mode = _ParseMode()
     with environment(parse_env(domain, target)):
         result = dbtRunner(callbacks=[mode.observe]).invoke(args)
@@ -182,6 +179,33 @@ def parse(
         detail = str(result.exception or "dbt parse failed").strip()
         raise DbtParseError(f"dbt cannot parse {project_dir.name} ({target}): {detail}")
     return Parsed(result.result, mode.value)
+
+
+def parse_args(
+    project_dir: Path, profiles_dir: Path, target: str, write_json: bool = True, log_dir: Path | None = None
+) -> list[str]:
+    args = ["parse", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), "--quiet"]
+    args += ["--target", target, "--target-path", str(project_dir / target_path(target))]
+    if not write_json:
+        args.append("--no-write-json")
+    if log_dir is not None:
+        args += ["--log-path", str(log_dir)]
+    return args
+
+
+def parse_apart(
+    project_dir: Path, profiles_dir: Path, domain: str, target: str = "duckdb", write_json: bool = True
+) -> None:
+    """`dbt parse` writing the target's manifest, in a child process without the environment's
+    secrets (`dbt_apart`): what the project renders (its manifest, a parse error's message) never
+    holds one. Call it holding `parse_lock`."""
+    from mesh_platform.defs.dbt_apart import invoke_apart
+
+    install_package(project_dir)
+    result = invoke_apart(parse_args(project_dir, profiles_dir, target, write_json), parse_env(domain, target))
+    if not result.success:
+        detail = (result.error or "dbt parse failed").strip()
+        raise DbtParseError(f"dbt cannot parse {project_dir.name} ({target}): {detail}")
 
 
 def _stamp(project_dir: Path, value: str) -> None:
@@ -203,7 +227,7 @@ def definitions_manifest(project_dir: Path, profiles_dir: Path, domain: str) -> 
     with parse_lock(project_dir):
         current = fingerprint(project_dir, profiles_dir)
         if not _fresh(project_dir, current):
-            parse(project_dir, profiles_dir, domain)
+            parse_apart(project_dir, profiles_dir, domain)
             _stamp(project_dir, current)
         return json.loads((project_dir / MANIFEST).read_text())
 
@@ -226,5 +250,5 @@ def prepare_project(project_dir: Path, profiles_dir: Path, domain: str) -> None:
     with parse_lock(project_dir):
         current = fingerprint(project_dir, profiles_dir)
         for target in TARGETS:
-            parse(project_dir, profiles_dir, domain, target, write_json=target == "duckdb")
+            parse_apart(project_dir, profiles_dir, domain, target, write_json=target == "duckdb")
         _stamp(project_dir, current)

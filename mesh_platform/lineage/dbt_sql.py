@@ -1,7 +1,8 @@
 """The compiled SQL of a domain's dbt models, rendered by dbt itself, for column lineage.
 
 dbt renders each model's Jinja (`ref`, `source`, macros such as `last_by` or `dbt.datediff`, with
-the DuckDB target's dispatch) in `dbt compile`, run in-process through `dbtRunner` against an
+the DuckDB target's dispatch) in `dbt compile`, run in a child process without the environment's
+secrets (`mesh_platform.defs.dbt_apart`) against an
 in-memory DuckDB (nothing is read or written in any warehouse; `--no-introspect`). This is platform
 code reading the project's files at validate or load time, not a domain step, so it runs outside
 the step sandbox. The result is kept in the project's `target/mesh_lineage/models.json`, keyed by a
@@ -104,20 +105,18 @@ def _from_json(data: dict[str, Any]) -> DbtProjectSql:
 
 
 def _compile(project_dir: Path, profiles_dir: Path, domain: str, target_path: Path) -> DbtProjectSql:
-    from dbt.cli.main import dbtRunner
-
-    from mesh_platform.defs.dbt_project import environment
+    from mesh_platform.defs.dbt_apart import invoke_apart
 
     with tempfile.TemporaryDirectory(prefix="mesh-lineage-") as scratch:
         args = ["compile", "--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir)]
         args += ["--target", "duckdb", "--target-path", str(target_path), "--log-path", scratch]
         args += ["--quiet", "--no-introspect", "--select", "resource_type:model"]
-        # an in-memory database of the domain's name: no warehouse is opened, no sandbox applies
+        # an in-memory database of the domain's name: no warehouse is opened, no sandbox applies;
+        # a child process without the environment's secrets (`env_var()` cannot render them)
         env = {"MESH_DUCKDB_PATH": ":memory:", "MESH_SANDBOX": ""}
-        with environment(env):
-            result = dbtRunner().invoke(args)
+        result = invoke_apart(args, env)
     if not result.success:
-        reason = str(result.exception or "dbt compile failed").splitlines()[0][:500]
+        reason = (result.error or "dbt compile failed").splitlines()[0][:500]
         return DbtProjectSql({}, {}, f"dbt compile failed: {reason}")
     text = (target_path / "manifest.json").read_text()
     if leaked := rendered_secrets(text):  # the compiled SQL carries a secret of this environment: drop it

@@ -8,9 +8,13 @@ whatever else the person who started the mesh had exported. So:
 
 - a step's own dbt invocations (its parse and its build, in the run worker's main thread) run
   `without_secrets()`: the secret variables are out of the environment while dbt runs;
-- a manifest or compiled SQL made elsewhere (definitions load, `mesh validate`, in processes whose
-  other threads read the environment) is checked for the secrets' values (`rendered_secrets`), and
-  a project that renders one is refused.
+- the parses and compiles made elsewhere (definitions load, `mesh validate`, `mesh prepare`, in
+  processes whose other threads read the environment) run in a child process started without them
+  (`mesh_platform.defs.dbt_apart`): what they render (descriptions, meta, a parse error's message)
+  reaches the Dagster UI, in whatever encoding the project chose (`| reverse`), which no scan of the
+  text would recognise;
+- a manifest or compiled SQL that still holds a secret's value (dbt run by hand with the secrets
+  exported) is refused (`rendered_secrets`).
 
 dbt's own secret variables (`DBT_ENV_SECRET_...`, which the profile reads and dbt refuses anywhere
 but profiles.yml and packages.yml) stay: dbt enforces their rule itself.
