@@ -37,7 +37,8 @@ class DbtResult:
 def invoke_apart(args: list[str], env: Mapping[str, str]) -> DbtResult:
     """`dbt args...` in a child process: this process's environment with `env` and without its
     secrets. dbt's console output is not kept (its log is where `--log-path` says)."""
-    environ = {k: v for k, v in os.environ.items() if k not in set(secret_names(os.environ))}
+    secrets = set(secret_names(os.environ))
+    environ = {k: v for k, v in os.environ.items() if k not in secrets}
     environ.update(env)
     with tempfile.TemporaryDirectory(prefix="mesh-dbt-") as scratch:
         result_file = Path(scratch) / "result.json"
