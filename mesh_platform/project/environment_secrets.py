@@ -13,8 +13,8 @@ whatever else the person who started the mesh had exported. So:
   (`mesh_platform.defs.dbt_apart`): what they render (descriptions, meta, a parse error's message)
   reaches the Dagster UI, in whatever encoding the project chose (`| reverse`), which no scan of the
   text would recognise;
-- a manifest or compiled SQL that still holds a secret's value (dbt run by hand with the secrets
-  exported) is refused (`rendered_secrets`).
+- a manifest that still holds a secret's value (`dbt parse` run by hand with the secrets exported)
+  is refused (`rendered_secrets`); the lineage compile's output is only ever written by its child.
 
 dbt's own secret variables (`DBT_ENV_SECRET_...`, which the profile reads and dbt refuses anywhere
 but profiles.yml and packages.yml) stay: dbt enforces their rule itself.
