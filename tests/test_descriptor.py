@@ -27,6 +27,13 @@ def _problems(project: Path) -> list:
     return Mesh.load(MeshProject.discover(project)).problems
 
 
+def _validate_refuses(project: Path, tmp_path: Path, rule: str) -> list[dict]:
+    """`mesh validate --json` fails without a traceback; its problems of `rule`."""
+    proc = run_mesh_cli("validate", "--json", env=mesh_env(project, tmp_path / "home"), cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    return [p for p in json.loads(proc.stdout)["problems"] if p["rule"] == rule]
+
+
 def _only(problems: list, rule: str):
     matching = [p for p in problems if p.rule == rule]
     assert matching, f"no {rule} problem in {[str(p) for p in problems]}"
@@ -186,9 +193,7 @@ def test_a_regex_duckdb_cannot_compile_fails_validate_naming_the_expectation(pro
         ]
 
     _edit(project, "pharmacy", change)
-    proc = run_mesh_cli("validate", "--json", env=mesh_env(project, tmp_path / "home"), cwd=project)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    problems = [p for p in json.loads(proc.stdout)["problems"] if p["rule"] == "expectation-regex"]
+    problems = _validate_refuses(project, tmp_path, "expectation-regex")
     assert [(p["file"], p["field"]) for p in problems] == [
         ("domains/pharmacy/domain.yaml", "products[0].expectations[3].kwargs"),
         ("domains/pharmacy/domain.yaml", "products[0].expectations[4].kwargs"),
@@ -248,9 +253,7 @@ def test_an_expectation_a_check_cannot_run_fails_validate_naming_product_and_typ
     _edit(project, "pharmacy", change)
     mesh = Mesh.load(MeshProject.discover(project))
     assert {p.domain for p in mesh.problems} == {"pharmacy"}
-    proc = run_mesh_cli("validate", "--json", env=mesh_env(project, tmp_path / "home"), cwd=project)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    problems = [p for p in json.loads(proc.stdout)["problems"] if p["rule"] == "expectation-unsupported"]
+    problems = _validate_refuses(project, tmp_path, "expectation-unsupported")
     assert [(p["file"], p["field"]) for p in problems] == [
         ("domains/pharmacy/domain.yaml", "products[0].expectations[2].type"),
         ("domains/pharmacy/domain.yaml", "products[0].expectations[3].type"),

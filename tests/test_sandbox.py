@@ -127,6 +127,13 @@ def _grant_site_operations(root: Path) -> None:
     assert "patients.patient_accounts" in yaml.safe_load(site.read_text())["consumes"], data
 
 
+def _refusal(project: Path, domain: str) -> str:
+    """The message of the error that keeps `domain` of `project` from loading."""
+    with pytest.raises(MeshDefinitionError) as err:
+        domain_definitions(domain, Mesh.load(MeshProject.discover(project)))
+    return str(err.value)
+
+
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory: pytest.TempPathFactory) -> Attacked:
     mm = materialize(tmp_path_factory.mktemp("attacks"))
@@ -281,9 +288,7 @@ def test_python_direct_access_refuses_the_domain_unless_declared(project: Path, 
     # inside a function: the attack must be refused before anything runs, not fail by running
     attack = "def leak():\n" + "".join(f"    {line}\n" for line in body.splitlines())
     assets.write_text(assets.read_text() + "\n\n" + attack)
-    with pytest.raises(MeshDefinitionError) as err:
-        domain_definitions("site_operations", Mesh.load(MeshProject.discover(project)))
-    message = str(err.value)
+    message = _refusal(project, "site_operations")
     assert (
         "python-direct-access" in message and f"`{uses}`" in message and "domains/site_operations/assets.py" in message
     )
@@ -347,9 +352,8 @@ def test_a_landing_folder_named_by_a_path_refuses_the_domain(project: Path, land
         "    return f\"select * from read_csv('{ctx.landing_dir}/patients.csv')\"\n"
     )
     assets.write_text(assets.read_text() + attack)
-    with pytest.raises(MeshDefinitionError) as err:
-        domain_definitions("site_operations", Mesh.load(MeshProject.discover(project)))
-    assert "[landing-name]" in str(err.value) and "domains/site_operations/assets.py" in str(err.value)
+    message = _refusal(project, "site_operations")
+    assert "[landing-name]" in message and "domains/site_operations/assets.py" in message
     home = MeshHome(project.parent / "home")
     with pytest.raises(ValueError, match="not a folder name"):  # the sandbox refuses it too, whoever asks
         Sandbox.for_step(home, "site_operations", home.path / "staging" / "site_operations" / "run", landing=[landing])
@@ -371,9 +375,7 @@ def test_dbt_python_models_and_seeds_refuse_the_domain(project: Path, tmp_path: 
     raw.write_text("patient_id,email\nP1,someone@example.com\n")
     (dbt / "seeds").mkdir()
     (dbt / "seeds" / "lookup.csv").symlink_to(raw)
-    with pytest.raises(MeshDefinitionError) as err:
-        domain_definitions("patient_360", Mesh.load(MeshProject.discover(project)))
-    message = str(err.value)
+    message = _refusal(project, "patient_360")
     assert "dbt_projects/patient_360/models/attack/leak_py.py: leak_py: [dbt-python-model]" in message
     assert "dbt_projects/patient_360/seeds/lookup.csv: lookup: [dbt-seed]" in message
 
@@ -415,9 +417,7 @@ def test_a_materialization_of_a_project_refuses_the_domain(project: Path) -> Non
         "{% endmaterialization %}\n"
     )
     (dbt / "models" / "innocent.sql").write_text("{{ config(materialized='mine') }} select 1 as x\n")
-    with pytest.raises(MeshDefinitionError) as err:
-        domain_definitions("patient_360", Mesh.load(MeshProject.discover(project)))
-    message = str(err.value)
+    message = _refusal(project, "patient_360")
     for name in ("materialization_mine_duckdb", "materialization_view_duckdb"):
         assert f"dbt_projects/patient_360/macros/own.sql: {name}: [dbt-materialization]" in message
 
@@ -440,9 +440,7 @@ def test_a_macro_named_like_a_materialization_refuses_the_domain_before_its_pyth
         "{% endif %}{% endmacro %}\n"
     )
     (dbt / "models" / "innocent.sql").write_text("{{ audit_materialization_note() }} select 1 as x\n")
-    with pytest.raises(MeshDefinitionError) as err:
-        domain_definitions("patient_360", Mesh.load(MeshProject.discover(project)))
-    message = str(err.value)
+    message = _refusal(project, "patient_360")
     assert "dbt_projects/patient_360/macros/notes.sql: audit_materialization_note: [dbt-materialization]" in message
     assert "contains the word 'materialization'" in message
     assert not marker.exists()
@@ -477,10 +475,9 @@ def test_a_project_parsed_outside_a_step_never_renders_a_secret(project: Path, m
     (dbt / "models" / "noted.sql").write_text(
         f"{{{{ exceptions.raise_compiler_error('settings: ' ~ {hook} ~ ' ' ~ ({hook} | reverse)) }}}}\nselect 1 as x\n"
     )
-    with pytest.raises(MeshDefinitionError) as err:
-        domain_definitions("patient_360", Mesh.load(MeshProject.discover(project)))
-    assert "dbt_projects/patient_360/models/noted.sql: [dbt-parse]" in str(err.value)
-    assert [name for name, value in encoded.items() if value in str(err.value)] == []
+    message = _refusal(project, "patient_360")
+    assert "dbt_projects/patient_360/models/noted.sql: [dbt-parse]" in message
+    assert [name for name, value in encoded.items() if value in message] == []
 
 
 def test_a_manifest_that_holds_a_secret_refuses_the_domain(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
